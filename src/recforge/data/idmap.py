@@ -1,0 +1,100 @@
+"""Stable mapping between raw ids (as found in the source) and dense inner indices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def normalize_raw_ids(values) -> np.ndarray:
+    """Return raw ids as an ``int64`` array when they are all integral, else as a unicode array.
+
+    Both dtypes round-trip through ``.npz`` without pickle, which is why object arrays are
+    never kept.
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "f":
+        if arr.size == 0 or (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+            return arr.astype(np.int64)
+        return arr.astype(str)
+    if arr.dtype.kind == "b":
+        return arr.astype(np.int64)
+    if arr.dtype.kind in "US":
+        return arr.astype(str)
+    # object: integral python ints stay ints, anything else becomes str
+    if arr.size and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr.ravel()):
+        return arr.astype(np.int64)
+    return arr.astype(str)
+
+
+class IdMap:
+    """Raw id <-> inner index map; the inner index of a raw id is its position in ``raw``.
+
+    The order is fixed at construction (sorted unique raw ids unless given explicitly) and never
+    changes, so train and test parts of a split share one map and one index space.
+
+    Parameters
+    ----------
+    raw : array-like
+        Unique raw ids in inner-index order.
+    """
+
+    __slots__ = ("raw", "_index")
+
+    def __init__(self, raw):
+        self.raw = normalize_raw_ids(raw)
+        self._index = pd.Index(self.raw)
+        if not self._index.is_unique:
+            raise ValueError("IdMap: raw ids must be unique")
+
+    @classmethod
+    def from_values(cls, values) -> tuple[IdMap, np.ndarray]:
+        """Build a map over the sorted unique ``values`` and return it with their inner codes."""
+        vals = normalize_raw_ids(values)
+        uniq, codes = np.unique(vals, return_inverse=True)
+        return cls(uniq), codes.astype(np.int32)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, IdMap) and self.raw.dtype.kind == other.raw.dtype.kind and \
+            np.array_equal(self.raw, other.raw)
+
+    def __hash__(self):  # maps are compared by content; identity hash keeps them usable as keys
+        return id(self)
+
+    def __repr__(self) -> str:
+        return f"IdMap(n={len(self)}, dtype={self.raw.dtype})"
+
+    def to_inner(self, raw_ids, missing: str = "raise") -> np.ndarray:
+        """Inner indices (``int32``) of ``raw_ids``.
+
+        ``missing='raise'`` raises :class:`KeyError` naming the first unknown id;
+        ``missing='mask'`` returns ``-1`` for unknown ids.
+        """
+        arr = np.atleast_1d(np.asarray(raw_ids))
+        if self.raw.dtype.kind in "iu" and arr.dtype.kind in "US O".replace(" ", ""):
+            # ids given as strings for an integer map: convert where possible
+            try:
+                arr = arr.astype(np.int64)
+            except (TypeError, ValueError):
+                pass
+        elif self.raw.dtype.kind == "U" and arr.dtype.kind != "U":
+            arr = arr.astype(str)
+        idx = self._index.get_indexer(arr).astype(np.int32)
+        if missing == "raise" and (idx < 0).any():
+            bad = arr[np.flatnonzero(idx < 0)[0]]
+            raise KeyError(f"unknown id {bad!r}")
+        if missing not in ("raise", "mask"):
+            raise ValueError("missing must be 'raise' or 'mask'")
+        return idx
+
+    def to_raw(self, inner) -> np.ndarray:
+        """Raw ids of inner indices."""
+        return self.raw[np.asarray(inner)]
+
+    def __contains__(self, raw_id) -> bool:
+        return bool(self.to_inner([raw_id], missing="mask")[0] >= 0)

@@ -1,0 +1,3 @@
+"""Imports every model family so that each registers its models by name."""
+
+# One line per family module; keep alphabetical.
