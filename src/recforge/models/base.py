@@ -427,6 +427,25 @@ class SessionRecommender(Recommender):
         """Scores of every item as the next event of each (non-empty) inner session."""
         raise NotImplementedError
 
+    # Streaming interface used by session-parallel evaluation (and by a live server): a batch of
+    # slots, each walking through one session; a slot is reset when it starts a new session.
+    def init_state(self, n_slots: int):
+        """Fresh per-slot state for :meth:`advance` (default: each slot's item prefix)."""
+        return [[] for _ in range(n_slots)]
+
+    def advance(self, state, items: np.ndarray, reset: np.ndarray) -> np.ndarray:
+        """Observe one event per slot and return next-item scores, shape (n_slots, n_items).
+
+        ``reset[j]`` is True when slot ``j``'s event starts a new session (its state is cleared
+        first). Models with a recurrent state (GRU4Rec) override this for speed; the default
+        rescores each slot's whole prefix with :meth:`_score_next`.
+        """
+        for j in range(len(items)):
+            if reset[j]:
+                state[j] = []
+            state[j].append(int(items[j]))
+        return self._score_next([np.asarray(s, dtype=np.int32) for s in state])
+
 
 def clone(model: Recommender) -> Recommender:
     """An unfitted copy with the same hyperparameters."""
