@@ -1,1 +1,43 @@
-"""recforge.metrics."""
+"""Evaluation metrics: pure, vectorized functions on arrays.
+
+* :mod:`~recforge.metrics.rating` — MAE, RMSE and per-user errors,
+* :mod:`~recforge.metrics.ranking` — top-N accuracy (HR, ARHR, cumulative and rating hit
+  rate, precision, recall, NDCG, MAP, MRR, AUC), one value per user,
+* :mod:`~recforge.metrics.beyond_accuracy` — coverage, diversity, novelty, churn,
+  responsiveness.
+
+Definitions and the tie rules are collected in ``docs/metrics.md``.
+"""
+
+from .beyond_accuracy import (
+    catalog_coverage,
+    churn,
+    diversity,
+    novelty,
+    popularity_rank,
+    responsiveness,
+    user_coverage,
+)
+from .ranking import (
+    arhr,
+    auc,
+    average_precision_at_k,
+    cumulative_hit_rate,
+    hit_rate,
+    hits_matrix,
+    ndcg_at_k,
+    precision_at_k,
+    rating_hit_rate,
+    recall_at_k,
+    reciprocal_rank,
+)
+from .rating import mae, per_user_absolute_error, per_user_squared_error, rmse
+
+__all__ = [
+    "mae", "rmse", "per_user_squared_error", "per_user_absolute_error",
+    "hits_matrix", "hit_rate", "arhr", "cumulative_hit_rate", "rating_hit_rate",
+    "precision_at_k", "recall_at_k", "ndcg_at_k", "average_precision_at_k", "reciprocal_rank",
+    "auc",
+    "catalog_coverage", "user_coverage", "diversity", "novelty", "popularity_rank", "churn",
+    "responsiveness",
+]
