@@ -1,1 +1,1 @@
-"""recforge.cli."""
+"""The ``recforge`` command line: ``recforge <subcommand> ...`` (see :mod:`recforge.cli.main`)."""
