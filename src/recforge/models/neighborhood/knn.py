@@ -1,0 +1,251 @@
+r"""User- and item-based k-nearest-neighbour rating predictors (Surprise's four variants).
+
+With :math:`N^k_i(u)` the (at most) ``k`` users most similar to :math:`u` among those who rated
+:math:`i` (only positive similarities are aggregated), the user-based estimates are
+
+* KNNBasic: :math:`\hat r_{ui} = \frac{\sum_{v \in N^k_i(u)} s(u, v)\, r_{vi}}{\sum_{v \in N^k_i(u)} s(u, v)}`
+* KNNWithMeans: :math:`\hat r_{ui} = \mu_u + \frac{\sum_v s(u, v)\,(r_{vi} - \mu_v)}{\sum_v s(u, v)}`
+* KNNWithZScore: :math:`\hat r_{ui} = \mu_u + \sigma_u \frac{\sum_v s(u, v)\,(r_{vi} - \mu_v)/\sigma_v}{\sum_v s(u, v)}`
+* KNNBaseline (Koren 2010, eq. 3): :math:`\hat r_{ui} = b_{ui} + \frac{\sum_v s(u, v)\,(r_{vi} - b_{vi})}{\sum_v s(u, v)}`
+
+and the item-based ones exchange the roles of users and items (Sarwar et al. 2001). When fewer
+than ``min_k`` neighbours exist, KNNBasic cannot predict and returns the global mean; the other
+three drop the neighbourhood term (user/item mean or baseline). Both cases are counted in
+``fallbacks_``. Baselines :math:`b_{ui} = \mu + b_u + b_i` are fitted by Surprise's ALS
+(Koren 2010, eq. 2; ``reg_i=10``, ``reg_u=15``, 10 epochs).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from ...data.interactions import Interactions
+from ..base import RANKING, RATING, SIMILAR_ITEMS, Recommender, register
+from . import _kernels as K
+from .similarities import (
+    check_similarity_name,
+    similarity_matrix,
+    similarity_nbytes,
+    similarity_rows,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def als_baselines(train: Interactions, reg_items: float = 10.0, reg_users: float = 15.0,
+                  n_epochs: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    r"""User and item biases by alternating least squares (Koren 2010, eq. 2).
+
+    Each epoch sets :math:`b_i = \frac{\sum_{u \in U_i} (r_{ui} - \mu - b_u)}{\lambda_i + |U_i|}`
+    for every item, then :math:`b_u = \frac{\sum_{i \in I_u} (r_{ui} - \mu - b_i)}{\lambda_u + |I_u|}`
+    for every user, starting from zeros (Surprise's ``baseline_als``).
+
+    Returns
+    -------
+    (user_bias, item_bias) : float64 arrays of shapes (n_users,), (n_items,)
+    """
+    u, i = train.users, train.items
+    r = train.values.astype(np.float64)
+    mu = float(r.mean()) if r.size else 0.0
+    n_u = np.bincount(u, minlength=train.n_users)
+    n_i = np.bincount(i, minlength=train.n_items)
+    bu = np.zeros(train.n_users)
+    bi = np.zeros(train.n_items)
+    for _ in range(int(n_epochs)):
+        bi = np.bincount(i, weights=r - mu - bu[u], minlength=train.n_items) / (reg_items + n_i)
+        bu = np.bincount(u, weights=r - mu - bi[i], minlength=train.n_users) / (reg_users + n_u)
+    return bu, bi
+
+
+class _KNNBase(Recommender):
+    """Shared fitting and prediction of the four k-NN variants (see the module docstring).
+
+    Parameters
+    ----------
+    k : int, default 40
+        Largest number of neighbours aggregated.
+    min_k : int, default 1
+        Fewest neighbours (with positive similarity) needed for the neighbourhood term.
+    sim : str, default "msd"
+        Similarity measure, one of :data:`~recforge.models.neighborhood.similarities.SIMILARITIES`.
+    user_based : bool, default True
+        Compare users (True) or items (False).
+    min_support : int, default 1
+        Common ratings needed for a non-zero similarity.
+    shrinkage : float, default 100
+        Shrinkage of ``pearson_baseline``.
+    similarity_top_k : int, optional
+        Keep only each row's ``similarity_top_k`` most similar rows (sparse CSR) instead of the
+        dense matrix; for large catalogs. Memory is reported in ``similarity_nbytes_``.
+    baseline_reg_items, baseline_reg_users : float, default 10, 15
+        ALS regularisation of the baselines (used by ``pearson_baseline`` and KNNBaseline).
+    baseline_epochs : int, default 10
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({RATING, RANKING, SIMILAR_ITEMS})
+    _mode: ClassVar[int] = K.BASIC
+
+    def __init__(self, k: int = 40, min_k: int = 1, sim: str = "msd", user_based: bool = True,
+                 min_support: int = 1, shrinkage: float = 100.0,
+                 similarity_top_k: int | None = None, baseline_reg_items: float = 10.0,
+                 baseline_reg_users: float = 15.0, baseline_epochs: int = 10):
+        self.k = k
+        self.min_k = min_k
+        self.sim = sim
+        self.user_based = user_based
+        self.min_support = min_support
+        self.shrinkage = shrinkage
+        self.similarity_top_k = similarity_top_k
+        self.baseline_reg_items = baseline_reg_items
+        self.baseline_reg_users = baseline_reg_users
+        self.baseline_epochs = baseline_epochs
+
+    # ------------------------------------------------------------------ fitting
+    def _needs_baselines(self) -> bool:
+        return self._mode == K.BASELINE or check_similarity_name(self.sim) == "pearson_baseline"
+
+    def _fit(self, train: Interactions, *, item_features=None, validation=None) -> None:
+        if int(self.k) < 1 or int(self.min_k) < 0:
+            raise ValueError("k must be >= 1 and min_k >= 0")
+        name = check_similarity_name(self.sim)
+        x_major = train.csr if self.user_based else train.item_csr
+        y_major = train.item_csr if self.user_based else train.csr
+        self.ratings_y_ = sp.csr_matrix(y_major, dtype=np.float64)
+        self.ratings_y_.sort_indices()
+        baselines = None
+        self.user_bias_ = np.zeros(train.n_users)
+        self.item_bias_ = np.zeros(train.n_items)
+        if self._needs_baselines():
+            self.user_bias_, self.item_bias_ = als_baselines(
+                train, self.baseline_reg_items, self.baseline_reg_users, self.baseline_epochs)
+            bx, by = self._switch(self.user_bias_, self.item_bias_)
+            baselines = (self.global_mean_, bx, by)
+        self._fit_moments(x_major)
+        self.sim_ = similarity_matrix(x_major, name, min_support=self.min_support,
+                                      shrinkage=self.shrinkage, baselines=baselines,
+                                      top_k=self.similarity_top_k)
+        self.similarity_nbytes_ = similarity_nbytes(self.sim_)
+        logger.info("%s: %s %s similarity, %d x %d, %.1f MB", self.name,
+                    "user" if self.user_based else "item", name, self.sim_.shape[0],
+                    self.sim_.shape[1], self.similarity_nbytes_ / 1e6)
+
+    def _fit_moments(self, x_major: sp.csr_matrix) -> None:
+        """Per-row means (and standard deviations) of the compared side."""
+        counts = np.diff(x_major.indptr)
+        rows = np.repeat(np.arange(x_major.shape[0]), counts)
+        data = x_major.data.astype(np.float64)
+        sums = np.bincount(rows, weights=data, minlength=x_major.shape[0])
+        self.means_ = np.divide(sums, counts, out=np.zeros(x_major.shape[0]), where=counts > 0)
+        sq = np.bincount(rows, weights=(data - self.means_[rows]) ** 2, minlength=x_major.shape[0])
+        sigma = np.sqrt(np.divide(sq, counts, out=np.zeros(x_major.shape[0]), where=counts > 0))
+        overall = float(np.std(data)) if data.size else 1.0
+        # a constant row has no spread: Surprise uses the spread of all ratings instead
+        self.sigmas_ = np.where(sigma == 0.0, overall, sigma)
+
+    def _switch(self, user_thing, item_thing):
+        return (user_thing, item_thing) if self.user_based else (item_thing, user_thing)
+
+    # ------------------------------------------------------------------ prediction
+    def _predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        u = np.asarray(u, np.int64)
+        i = np.asarray(i, np.int64)
+        out = np.full(u.shape, self.global_mean_, dtype=np.float64)
+        user_counts = np.diff(self.seen_.indptr)
+        known = (user_counts[u] > 0) & (self.item_popularity_[i] > 0)
+        n_unknown = int((~known).sum())
+        if n_unknown:
+            if self._mode == K.BASELINE:
+                # the baseline still applies to the side that is known (its bias is 0 otherwise)
+                out[~known] = self.global_mean_ + self.user_bias_[u[~known]] + self.item_bias_[i[~known]]
+                self._count_fallback("user or item without training ratings: baseline", n_unknown)
+            else:
+                self._count_fallback("user or item without training ratings: global mean", n_unknown)
+        if not known.any():
+            return out
+        x, y = self._switch(u[known], i[known])
+        est, actual_k = self._estimate(x, y)
+        below = actual_k < int(self.min_k)
+        if self._mode == K.BASIC:
+            impossible = np.isnan(est)
+            est[impossible] = self.global_mean_
+            self._count_fallback("fewer than min_k neighbours: global mean", int(impossible.sum()))
+        else:
+            what = "baseline" if self._mode == K.BASELINE else "mean"
+            self._count_fallback(f"fewer than min_k neighbours: {what}", int(below.sum()))
+        out[known] = est
+        return out
+
+    def _estimate(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y_major = self.ratings_y_
+        dense = not sp.issparse(self.sim_)
+        if dense:
+            sim_dense = self.sim_
+            s_ptr = s_idx = np.zeros(1, np.int64)
+            s_val = np.zeros(1)
+        else:
+            sim_dense = np.zeros((1, 1))
+            s_ptr = self.sim_.indptr.astype(np.int64)
+            s_idx = self.sim_.indices.astype(np.int64)
+            s_val = self.sim_.data.astype(np.float64)
+        bx, by = self._switch(self.user_bias_, self.item_bias_)
+        return K.knn_predict(x.astype(np.int64), y.astype(np.int64),
+                             y_major.indptr.astype(np.int64), y_major.indices.astype(np.int64),
+                             y_major.data, sim_dense, s_ptr, s_idx, s_val, dense, int(self.k),
+                             int(self.min_k), self._mode, self.means_, self.sigmas_, bx, by,
+                             float(self.global_mean_))
+
+    def neighbors(self, x: int, k: int) -> np.ndarray:
+        """Inner indices of the ``k`` rows most similar to inner row ``x`` (user or item,
+        following ``user_based``), best first, ties to the lower index; ``x`` excluded."""
+        self._check_fitted()
+        row = self.sim_[x].toarray().ravel() if sp.issparse(self.sim_) else np.array(self.sim_[x])
+        row[x] = -np.inf
+        order = np.lexsort((np.arange(row.size), -row))
+        return order[:k]
+
+    def _similar(self, items: np.ndarray) -> np.ndarray:
+        """Item-item similarity rows: the fitted matrix when item-based, else the same measure
+        computed between items on the training ratings."""
+        items = np.asarray(items, np.int64)
+        if not self.user_based:
+            if sp.issparse(self.sim_):
+                return self.sim_[items].toarray()
+            return self.sim_[items]
+        item_major = self.ratings_y_  # user-based: y = items
+        baselines = None
+        if check_similarity_name(self.sim) == "pearson_baseline":
+            baselines = (self.global_mean_, self.item_bias_, self.user_bias_)
+        return similarity_rows(item_major, items, self.sim, min_support=self.min_support,
+                               shrinkage=self.shrinkage, baselines=baselines)
+
+
+@register("KNNBasic")
+class KNNBasic(_KNNBase):
+    __doc__ = "Similarity-weighted mean of the neighbours' ratings (Surprise's KNNBasic).\n" + \
+        (_KNNBase.__doc__ or "").split("\n", 1)[1]
+    _mode = K.BASIC
+
+
+@register("KNNWithMeans")
+class KNNWithMeans(_KNNBase):
+    __doc__ = "Mean-centred k-NN: the row's mean plus the neighbours' weighted deviations.\n" + \
+        (_KNNBase.__doc__ or "").split("\n", 1)[1]
+    _mode = K.WITH_MEANS
+
+
+@register("KNNWithZScore")
+class KNNWithZScore(_KNNBase):
+    __doc__ = "z-score k-NN: neighbours' standardised deviations, rescaled by the row's spread.\n" + \
+        (_KNNBase.__doc__ or "").split("\n", 1)[1]
+    _mode = K.WITH_ZSCORE
+
+
+@register("KNNBaseline")
+class KNNBaseline(_KNNBase):
+    __doc__ = "Baseline k-NN (Koren 2010, eq. 3): baseline plus neighbours' weighted residuals.\n" + \
+        (_KNNBase.__doc__ or "").split("\n", 1)[1]
+    _mode = K.BASELINE

@@ -1,0 +1,72 @@
+r"""Slope One (Lemire & Maclachlan 2005), the weighted-free variant of Surprise.
+
+The mean deviation of item :math:`i` from item :math:`j` over their common raters
+:math:`U_{ij}` is :math:`\mathrm{dev}(i, j) = \frac{1}{|U_{ij}|}\sum_{u \in U_{ij}} (r_{ui} - r_{uj})`,
+and the estimate is
+
+.. math:: \hat r_{ui} = \mu_u + \frac{1}{|R_i(u)|} \sum_{j \in R_i(u)} \mathrm{dev}(i, j)
+
+with :math:`R_i(u)` the items rated by :math:`u` that share at least one rater with :math:`i`
+(eq. 2 of the paper, with the user's mean as the anchor). When :math:`R_i(u)` is empty the
+estimate is the user's mean (counted in ``fallbacks_``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from ...data.interactions import Interactions
+from ..base import RANKING, RATING, Recommender, register
+from . import _kernels as K
+
+
+@register("SlopeOne")
+class SlopeOne(Recommender):
+    """Slope One rating predictor (Lemire & Maclachlan 2005), no hyperparameters.
+
+    Memory: two dense n_items x n_items arrays (deviations and co-rating counts).
+
+    Examples
+    --------
+    >>> from recforge.data import Interactions
+    >>> data = Interactions.from_arrays([1, 1, 2, 2, 3], [10, 20, 10, 20, 10],
+    ...                                 [5.0, 3.0, 3.0, 4.0, 2.0])
+    >>> model = SlopeOne().fit(data)
+    >>> float(model.predict([3], [20])[0])  # 2 + dev(20, 10) = 2 + ((3-5) + (4-3)) / 2
+    1.5
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({RATING, RANKING})
+
+    def __init__(self):
+        pass
+
+    def _fit(self, train: Interactions, *, item_features=None, validation=None) -> None:
+        item_major = sp.csr_matrix(train.item_csr, dtype=np.float64)
+        user_major = sp.csr_matrix(train.csr, dtype=np.float64)
+        self.dev_, self.freq_ = K.slope_one_deviations(
+            item_major.indptr.astype(np.int64), item_major.indices.astype(np.int64),
+            item_major.data, user_major.indptr.astype(np.int64),
+            user_major.indices.astype(np.int64), user_major.data)
+        counts = np.diff(user_major.indptr)
+        sums = np.add.reduceat(user_major.data, user_major.indptr[:-1]) if user_major.nnz else \
+            np.zeros(train.n_users)
+        self.user_means_ = np.divide(sums, counts, out=np.zeros(train.n_users), where=counts > 0)
+
+    def _predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        u = np.asarray(u, np.int64)
+        i = np.asarray(i, np.int64)
+        out = np.full(u.shape, self.global_mean_)
+        known = (np.diff(self.seen_.indptr)[u] > 0) & (self.item_popularity_[i] > 0)
+        self._count_fallback("user or item without training ratings: global mean",
+                             int((~known).sum()))
+        if known.any():
+            est, support = K.slope_one_predict(u[known], i[known], self.seen_.indptr.astype(np.int64),
+                                               self.seen_.indices.astype(np.int64), self.dev_,
+                                               self.freq_, self.user_means_)
+            self._count_fallback("no co-rated item: user mean", int((support == 0).sum()))
+            out[known] = est
+        return out
