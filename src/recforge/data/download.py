@@ -44,6 +44,7 @@ __all__ = ["DownloadError", "cache_dir", "cached", "cached_path", "download", "M
 #: Name of the manifest file written inside a complete data-set folder.
 MARKER = ".recforge-complete.json"
 _CHUNK = 1 << 20
+_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
 class DownloadError(RuntimeError):
@@ -152,6 +153,9 @@ def _extract(archive: Path, url: str, dest: Path) -> None:
             raise DownloadError(f"corrupt tar archive from {url}: {e}") from None
     else:
         fname = PurePosixPath(url.split("?", 1)[0]).name or "data"
+        if fname.lower().endswith(_ARCHIVE_SUFFIXES):
+            raise DownloadError(f"{fname} from {url} is not a valid archive (corrupt or not "
+                                "what the server was expected to send)")
         shutil.copyfile(archive, dest / fname)
     # an archive with one top-level folder (ml-100k.zip -> ml-100k/) is flattened
     entries = [c for c in dest.iterdir() if not c.name.startswith("__MACOSX")]

@@ -168,6 +168,8 @@ class Interactions:
         if has_time:
             raw_t = df[timestamp]
             if pd.api.types.is_datetime64_any_dtype(raw_t):
+                if isinstance(raw_t.dtype, pd.DatetimeTZDtype):  # to naive UTC first
+                    raw_t = raw_t.dt.tz_convert("UTC").dt.tz_localize(None)
                 times = raw_t.astype("datetime64[ns]").astype("int64").to_numpy() / 1e9
                 times = np.where(raw_t.isna().to_numpy(), np.nan, times)
             else:

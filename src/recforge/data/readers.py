@@ -918,7 +918,7 @@ def read_diginetica(path: PathLike, *, on_error: str = "raise",
         drops.add("rows with a bad date in 'eventdate'", int(bad.sum()), t.lines[bad])
         t = _filter(t, ~bad)
         day = day[~bad].reset_index(drop=True)
-    t.df["time"] = day.astype("int64").to_numpy() / 1e9 + t.df["timeframe"].to_numpy() / 1000.0
+    t.df["time"] = _unix_seconds(day) + t.df["timeframe"].to_numpy() / 1000.0
     user = "userId" if "userId" in t.df.columns else None
     ev = _sessions(t, session="sessionId", item="itemId", timestamp="time", user=user,
                    on_error=on_error, file_drops=drops, name="views")
@@ -1177,8 +1177,14 @@ def _parse_time(t: _Table, col: str, on_error: str, drops: DropReport) -> _Table
         drops.add(f"rows with unparseable timestamp in '{col}'", rows.size, t.lines[rows])
         t = _filter(t, ~bad)
         dt = dt[~bad].reset_index(drop=True)
-    t.df[col] = dt.astype("int64").to_numpy() / 1e9
+    t.df[col] = _unix_seconds(dt)
     return t
+
+
+def _unix_seconds(dt: pd.Series) -> np.ndarray:
+    """Unix seconds of a (tz-aware UTC or naive) datetime series, whatever its resolution."""
+    epoch = pd.Timestamp(0, tz="UTC") if isinstance(dt.dtype, pd.DatetimeTZDtype) else pd.Timestamp(0)
+    return ((dt - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
 
 
 # ====================================================================== dispatch

@@ -63,7 +63,10 @@ class SessionEvents:
         lines = np.arange(len(df), dtype=np.int64) + 1 + line_offset
         t_raw = df[timestamp]
         if pd.api.types.is_datetime64_any_dtype(t_raw):
+            if isinstance(t_raw.dtype, pd.DatetimeTZDtype):  # to naive UTC first
+                t_raw = t_raw.dt.tz_convert("UTC").dt.tz_localize(None)
             times = t_raw.astype("datetime64[ns]").astype("int64").to_numpy() / 1e9
+            times = np.where(t_raw.isna().to_numpy(), np.nan, times)  # NaT is missing
         else:
             times = pd.to_numeric(t_raw, errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(times) | df[session].isna().to_numpy() | df[item].isna().to_numpy()
