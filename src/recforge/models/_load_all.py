@@ -1,3 +1,4 @@
 """Imports every model family so that each registers its models by name."""
 
 # One line per family module; keep alphabetical.
+from . import baseline  # noqa: F401
