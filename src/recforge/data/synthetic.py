@@ -64,7 +64,7 @@ class _World:
     """Users, items, genres and the selection model shared by ratings and implicit events."""
 
     def __init__(self, rng: np.random.Generator, n_users: int, n_items: int, n_factors: int,
-                 popularity_exponent: float = 0.9, genre_affinity: float = 1.2,
+                 popularity_exponent: float = 0.9, genre_affinity: float = 2.0,
                  uniform_share: float = 0.15):
         d = n_factors
         n_genres = len(GENRES)
@@ -253,7 +253,7 @@ def generate_ratings(n_users: int = 943, n_items: int = 1682, n_ratings: int = 1
     """Explicit 1-5 star ratings (or 0.5-5 in half stars) from a biased latent-factor model.
 
     The model (see the module docstring) is ``r_ui = mu + b_u + b_i + 0.9 p_u . q_i / sqrt(d) + e``
-    with ``mu = 3.0``, ``b_u ~ N(0, 0.5^2)``, ``b_i`` = ``N(0, 0.4^2)`` plus a share of the
+    with ``mu = 2.9``, ``b_u ~ N(0, 0.5^2)``, ``b_i`` = ``N(0, 0.4^2)`` plus a share of the
     item's log-popularity (popular items are liked more), ``p_u, q_i`` in ``R^d``,
     ``e ~ N(0, noise^2)``, rounded to the nearest star (or half star) and clipped to the scale.
     Who rates what follows the genre-affinity selection model, so each user rates exactly
@@ -308,7 +308,7 @@ def generate_ratings(n_users: int = 943, n_items: int = 1682, n_ratings: int = 1
     for s in range(0, users.size, 1 << 18):
         u, i = users[s:s + (1 << 18)], items[s:s + (1 << 18)]
         affinity[s:s + u.size] = np.einsum("ij,ij->i", world.user_factors[u], world.item_factors[i])
-    raw = 3.0 + user_bias[users] + item_bias[items] + 0.9 * affinity / np.sqrt(d) \
+    raw = 2.9 + user_bias[users] + item_bias[items] + 0.9 * affinity / np.sqrt(d) \
         + rng.normal(0.0, noise, users.size)
     if half_stars:
         scale = (0.5, 5.0)
@@ -353,7 +353,7 @@ def generate_implicit(n_users: int = 1000, n_items: int = 2000, n_events: int = 
     _check_sizes(n_users=n_users, n_items=n_items, n_events=n_events, n_factors=n_factors)
     n_users, n_items, n_events = int(n_users), int(n_items), int(n_events)
     rng = np.random.default_rng(seed)
-    world = _World(rng, n_users, n_items, int(n_factors), genre_affinity=1.6)
+    world = _World(rng, n_users, n_items, int(n_factors), genre_affinity=2.5)
     per_user = _per_user_counts(rng, n_users, n_events, cap=n_events, minimum=5)
     users = np.repeat(np.arange(n_users), per_user)
     items = world.draw_items(rng, users)
