@@ -22,9 +22,10 @@ from .protocols import (
 )
 from .results import ModelResult, Results
 from .significance import bootstrap_ci, holm, paired_test, pairwise_tests
+from .tuning import GridSearchCV, OptunaSearch, RandomizedSearchCV, expand_grid
 
 __all__ = [
     "Evaluator", "Protocol", "RatingCV", "TopNLeaveOneOut", "TopNHoldout", "SampledNegatives",
     "SessionNextItem", "make_protocol", "Results", "ModelResult", "paired_test", "pairwise_tests",
-    "bootstrap_ci", "holm",
+    "bootstrap_ci", "holm", "GridSearchCV", "RandomizedSearchCV", "OptunaSearch", "expand_grid",
 ]

@@ -181,6 +181,16 @@ class Evaluator:
             results.samples = self.sample_top_n(sample_user, k=sample_k)
         return results
 
+    def evaluate_model(self, protocol: Protocol, model, name: str | None = None) -> ModelResult:
+        """Fit and score one model on every fold of ``protocol`` (folds shared with every other
+        call); the building block of :meth:`run` and of hyperparameter search."""
+        name = name or getattr(model, "name", type(model).__name__)
+        entry = ModelResult(model=name, protocol=protocol.name, params=model.get_params(),
+                            model_class=type(model).__name__)
+        for fold in self.folds(protocol):
+            self._run_fold(protocol, fold, model, entry)
+        return entry
+
     def _run_fold(self, protocol: Protocol, fold: Fold, proto_model, entry: ModelResult) -> None:
         ctx = self._context(protocol, fold)
         model = clone(proto_model)

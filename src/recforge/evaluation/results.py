@@ -124,7 +124,7 @@ class Results:
     confidence: float = 0.95
     n_resamples: int = 1000
     seed: int = 0
-    _ci_cache: dict = field(default_factory=dict, repr=False)
+    _ci_cache: dict = field(default_factory=dict, repr=False)  # intervals and tests, computed once
 
     # ------------------------------------------------------------------ access
     def get(self, model: str, protocol: str | None = None) -> ModelResult:
@@ -189,6 +189,9 @@ class Results:
         over the folds) or ranked events (session protocol). p-values are also given
         Holm-adjusted over the pairs of one metric.
         """
+        key = ("significance", metric, protocol, tuple(methods))
+        if key in self._ci_cache:
+            return self._ci_cache[key].copy()
         frames = []
         for pname in self.protocols:
             if protocol is not None and pname != protocol:
@@ -206,10 +209,13 @@ class Results:
                 df.insert(0, "protocol", pname)
                 df["sampled"] = bool(self.protocols[pname].get("sampled", False))
                 frames.append(df)
-        if not frames:
-            return pd.DataFrame(columns=["protocol", "metric", "model_a", "model_b", "method", "n",
-                                         "mean_diff", "statistic", "pvalue", "pvalue_holm", "sampled"])
-        return pd.concat(frames, ignore_index=True)
+        if frames:
+            out = pd.concat(frames, ignore_index=True)
+        else:
+            out = pd.DataFrame(columns=["protocol", "metric", "model_a", "model_b", "method", "n",
+                                        "mean_diff", "statistic", "pvalue", "pvalue_holm", "sampled"])
+        self._ci_cache[key] = out
+        return out.copy()
 
     def best(self, metric: str, protocol: str | None = None) -> str:
         """The model with the best headline value of ``metric``."""

@@ -1,0 +1,277 @@
+"""``recforge bakeoff``: run models side by side on the same splits and write a report.
+
+Driven by flags, by a TOML experiment file, or both (flags override the file)::
+
+    recforge bakeoff                                   # synthetic data, Random / BaselineOnly /
+                                                       # MostPopular, 5-fold CV + leave-one-out
+    recforge bakeoff examples/ml100k-baselines.toml
+    recforge bakeoff --dataset ml-100k --data-dir ../shared/data --protocol rating-cv loo \\
+        --models BaselineOnly MostPopular --param BaselineOnly.reg_u=10 --out results/
+
+Experiment file (paths inside it are relative to the file's own folder)::
+
+    [dataset]
+    name = "ml-100k"              # catalog name, "synthetic", or a path (path = "...")
+    data_dir = "../data"          # optional folder holding data sets by catalog name
+    options = {}                  # passed to the reader / synthetic generator
+
+    [[protocols]]
+    type = "rating_cv"            # rating_cv | loo_topn | holdout_topn | sampled_loo |
+    n_folds = 5                   # session_next_item (aliases: cv, loo, holdout, sampled, session)
+
+    [[models]]
+    name = "BaselineOnly"         # registered model name
+    label = "Baseline (ALS)"      # display name, optional
+    params = { reg_u = 15.0 }
+
+    [output]
+    dir = "results"               # JSON, CSV and HTML go here
+    formats = ["json", "csv", "html"]
+
+    [run]
+    seed = 0                      # bootstrap seed
+    sample_user = 85              # optional: top-N lists for this user, with titles
+    progress = true
+    memory = true
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+import sys
+import time
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODELS = ("Random", "BaselineOnly", "MostPopular")
+DEFAULT_OUT = "bakeoff-results"
+_SECTIONS = {"dataset": {"name", "path", "data_dir", "options"},
+             "output": {"dir", "formats"},
+             "run": {"seed", "sample_user", "sample_k", "progress", "memory", "confidence",
+                     "n_resamples"}}
+_FORMATS = ("json", "csv", "html")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bakeoff", help="evaluate several models on the same splits; write JSON, CSV, HTML",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", nargs="?", help="TOML experiment file (optional)")
+    p.add_argument("--dataset", help="catalog name, 'synthetic' (default), or a path")
+    p.add_argument("--data-dir", help="folder holding data sets under their catalog names")
+    p.add_argument("--protocol", nargs="+", metavar="P",
+                   help="protocols: rating-cv, loo, holdout, sampled, session "
+                        "(default: rating-cv and loo on ratings, loo on implicit data)")
+    p.add_argument("--folds", type=int, help="folds of rating-cv (default 5)")
+    p.add_argument("--k", type=int, help="list length of top-N protocols (default 10)")
+    p.add_argument("--negatives", type=int, help="negatives per user of the sampled protocol (default 100)")
+    p.add_argument("--split-seed", type=int, help="seed of every protocol's split (default 0)")
+    p.add_argument("--models", nargs="+", metavar="NAME",
+                   help=f"registered model names (default: {' '.join(DEFAULT_MODELS)})")
+    p.add_argument("--param", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                   help="set a hyperparameter, e.g. BaselineOnly.reg_u=10 (repeatable)")
+    p.add_argument("--out", help=f"output folder (default: {DEFAULT_OUT})")
+    p.add_argument("--formats", nargs="+", choices=_FORMATS, help="what to write (default: all)")
+    p.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
+    p.add_argument("--sample-user", help="also list each model's top-N for this raw user id")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-memory", action="store_true", help="do not trace peak memory")
+    p.set_defaults(func=run)
+
+
+def _usage(msg: str):
+    from .main import UsageError
+
+    return UsageError(msg)
+
+
+def read_experiment(path) -> dict:
+    """Parse and check a TOML experiment file; paths in it are resolved against its folder."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            conf = tomllib.load(f)
+    except FileNotFoundError:
+        raise _usage(f"experiment file {path} not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise _usage(f"{path}: invalid TOML: {e}") from None
+    known = set(_SECTIONS) | {"protocols", "models"}
+    for key in conf:
+        if key not in known:
+            raise _usage(f"{path}: unknown section [{key}] (known: {', '.join(sorted(known))})")
+    for section, keys in _SECTIONS.items():
+        value = conf.get(section, {})
+        if not isinstance(value, dict):
+            raise _usage(f"{path}: [{section}] must be a table")
+        for key in value:
+            if key not in keys:
+                raise _usage(f"{path}: unknown key '{key}' in [{section}] (known: {', '.join(sorted(keys))})")
+    for section in ("protocols", "models"):
+        items = conf.get(section, [])
+        if not isinstance(items, list) or not all(isinstance(t, dict) for t in items):
+            raise _usage(f"{path}: use [[{section}]] tables")
+    for j, m in enumerate(conf.get("models", [])):
+        extra = set(m) - {"name", "label", "params"}
+        if "name" not in m or extra:
+            raise _usage(f"{path}: [[models]] #{j + 1} needs 'name' and takes only name, label, params"
+                         + (f" (unknown: {', '.join(sorted(extra))})" if extra else ""))
+    for j, p in enumerate(conf.get("protocols", [])):
+        if "type" not in p:
+            raise _usage(f"{path}: [[protocols]] #{j + 1} needs 'type'")
+    base = path.resolve().parent
+    ds = conf.get("dataset", {})
+    for key in ("path", "data_dir"):
+        if key in ds:
+            ds[key] = str((base / ds[key]).resolve())
+    if "dir" in conf.get("output", {}):
+        conf["output"]["dir"] = str((base / conf["output"]["dir"]).resolve())
+    conf["_source"] = str(path)
+    return conf
+
+
+def _parse_value(text: str):
+    """``'10'`` -> 10, ``'0.5'`` -> 0.5, ``'true'`` -> True, ``'none'`` -> None, else the string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _protocol_specs(args, conf: dict, explicit: bool | None) -> list[dict]:
+    if args.protocol:
+        specs = [{"type": p} for p in args.protocol]
+    elif conf.get("protocols"):
+        specs = [dict(p) for p in conf["protocols"]]
+    else:
+        specs = [{"type": "rating_cv"}, {"type": "loo_topn"}] if explicit is not False else [{"type": "loo_topn"}]
+    from ..evaluation.protocols import ALIASES
+
+    for s in specs:
+        kind = ALIASES.get(s["type"], s["type"])
+        if args.folds is not None and kind == "rating_cv":
+            s["n_folds"] = args.folds
+        if args.k is not None and kind in ("loo_topn", "holdout_topn", "sampled_loo"):
+            s["k"] = args.k
+        if args.negatives is not None and kind == "sampled_loo":
+            s["n_negatives"] = args.negatives
+        if args.split_seed is not None and kind != "session_next_item":
+            s["seed"] = args.split_seed
+    return specs
+
+
+def _model_specs(args, conf: dict) -> list[dict]:
+    if args.models:
+        specs = [{"name": n, "params": {}} for n in args.models]
+    elif conf.get("models"):
+        specs = [{"name": m["name"], "label": m.get("label"), "params": dict(m.get("params", {}))}
+                 for m in conf["models"]]
+    else:
+        specs = [{"name": n, "params": {}} for n in DEFAULT_MODELS]
+    for item in args.param:
+        target, sep, value = item.partition("=")
+        model, dot, key = target.partition(".")
+        if not sep or not dot or not key:
+            raise _usage(f"--param {item!r}: use MODEL.KEY=VALUE")
+        hits = [s for s in specs if model in (s["name"], s.get("label"))]
+        if not hits:
+            raise _usage(f"--param {item!r}: no model {model!r} in this bake-off")
+        for s in hits:
+            s["params"][key] = _parse_value(value)
+    return specs
+
+
+def _load_dataset(args, conf: dict):
+    from ..data.readers import load
+
+    ds_conf = conf.get("dataset", {})
+    source = args.dataset or ds_conf.get("path") or ds_conf.get("name") or "synthetic"
+    data_dir = args.data_dir or ds_conf.get("data_dir")
+    options = dict(ds_conf.get("options", {}))
+    kwargs = {} if data_dir is None or str(source).startswith("synthetic") else {"data_dir": data_dir}
+    t0 = time.perf_counter()
+    try:
+        ds = load(source, **kwargs, **options)
+    except FileNotFoundError as e:
+        raise _usage(f"data set {source!r} not found ({e}); give --data-dir or a path") from None
+    except TypeError as e:
+        raise _usage(f"data set {source!r}: {e}") from None
+    log.info("loaded %s in %.2fs", source, time.perf_counter() - t0)
+    return ds
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation import Evaluator, make_protocol
+    from ..models import get_model_class
+
+    conf = read_experiment(args.config) if args.config else {}
+    run_conf = conf.get("run", {})
+    out_conf = conf.get("output", {})
+    ds = _load_dataset(args, conf)
+    inter = ds.interactions
+    explicit = None if inter is None else inter.is_explicit
+    if inter is None and ds.sessions is not None and not args.protocol and not conf.get("protocols"):
+        protocol_specs = [{"type": "session_next_item"}]
+    else:
+        protocol_specs = _protocol_specs(args, conf, explicit)
+    protocols = []
+    for spec in protocol_specs:
+        params = {k: v for k, v in spec.items() if k != "type"}
+        try:
+            protocols.append(make_protocol(spec["type"], **params))
+        except ValueError as e:
+            raise _usage(str(e)) from None
+    progress = not args.no_progress and bool(run_conf.get("progress", True))
+    memory = not args.no_memory and bool(run_conf.get("memory", True))
+    seed = args.seed if args.seed is not None else int(run_conf.get("seed", 0))
+    try:
+        ev = Evaluator(ds, protocols, seed=seed, progress=progress, memory=memory,
+                       confidence=float(run_conf.get("confidence", 0.95)),
+                       n_resamples=int(run_conf.get("n_resamples", 1000)))
+    except (TypeError, ValueError) as e:
+        raise _usage(str(e)) from None
+    for spec in _model_specs(args, conf):
+        try:
+            cls = get_model_class(spec["name"])
+        except KeyError as e:
+            raise _usage(str(e.args[0])) from None
+        try:
+            model = cls(**spec["params"])
+        except TypeError as e:
+            raise _usage(f"model {spec['name']}: {e}") from None
+        ev.add(model, spec.get("label") or spec["name"])
+    sample_user = args.sample_user if args.sample_user is not None else run_conf.get("sample_user")
+    if sample_user is not None and inter is not None and inter.user_map.raw.dtype.kind in "iu":
+        sample_user = _parse_value(str(sample_user))
+    for p in protocols:  # split problems (e.g. rating CV on implicit data) are usage errors
+        try:
+            ev.folds(p)
+        except (TypeError, ValueError) as e:
+            raise _usage(f"{p.label}: {e}") from None
+    t0 = time.perf_counter()
+    results = ev.run(sample_user=sample_user, sample_k=int(run_conf.get("sample_k", 10)))
+    elapsed = time.perf_counter() - t0
+    results.config["experiment_file"] = conf.get("_source")
+    results.config["command"] = "recforge bakeoff " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bakeoff"] else None
+    results.config["run_seconds"] = elapsed
+    print(results.table(), end="")
+    out = Path(args.out) if args.out else Path(out_conf.get("dir", DEFAULT_OUT))
+    formats = args.formats or out_conf.get("formats", list(_FORMATS))
+    bad = [f for f in formats if f not in _FORMATS]
+    if bad:
+        raise _usage(f"unknown output format(s) {bad}; use {', '.join(_FORMATS)}")
+    paths = results.save(out, formats=tuple(formats))
+    print(f"bake-off ran in {elapsed:.1f}s; wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0 if all(e.error is None for e in results.entries) else 1
