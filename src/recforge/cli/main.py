@@ -21,6 +21,7 @@ from .._version import __version__
 SUBCOMMANDS = [
     "recforge.cli.datasets",
     "recforge.cli.split",
+    "recforge.cli.bakeoff",
 ]
 
 EXIT_OK = 0
