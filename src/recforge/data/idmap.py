@@ -75,21 +75,28 @@ class IdMap:
         ``missing='raise'`` raises :class:`KeyError` naming the first unknown id;
         ``missing='mask'`` returns ``-1`` for unknown ids.
         """
+        if missing not in ("raise", "mask"):
+            raise ValueError("missing must be 'raise' or 'mask'")
         arr = np.atleast_1d(np.asarray(raw_ids))
-        if self.raw.dtype.kind in "iu" and arr.dtype.kind in "US O".replace(" ", ""):
-            # ids given as strings for an integer map: convert where possible
+        if self.raw.dtype.kind in "iu" and arr.dtype.kind in "USO":
+            # ids given as strings for an integer map: convert where possible, element-wise, so
+            # that one unparsable id does not make the parsable ones unknown
             try:
-                arr = arr.astype(np.int64)
-            except (TypeError, ValueError):
-                pass
-        elif self.raw.dtype.kind == "U" and arr.dtype.kind != "U":
-            arr = arr.astype(str)
-        idx = self._index.get_indexer(arr).astype(np.int32)
+                idx = self._index.get_indexer(arr.astype(np.int64)).astype(np.int32)
+            except (TypeError, ValueError, OverflowError):
+                num = pd.to_numeric(pd.Series(arr.ravel(), dtype=object), errors="coerce")
+                num = num.to_numpy(dtype=np.float64, na_value=np.nan)
+                ok = np.isfinite(num) & (num == np.round(num))
+                idx = np.full(arr.shape, -1, dtype=np.int32)
+                idx[ok] = self._index.get_indexer(num[ok].astype(np.int64))
+        else:
+            if self.raw.dtype.kind == "U" and arr.dtype.kind != "U":
+                # integral floats (1.0) must match "1", as normalize_raw_ids would have stored it
+                arr = normalize_raw_ids(arr).astype(str)
+            idx = self._index.get_indexer(arr).astype(np.int32)
         if missing == "raise" and (idx < 0).any():
             bad = arr[np.flatnonzero(idx < 0)[0]]
             raise KeyError(f"unknown id {bad!r}")
-        if missing not in ("raise", "mask"):
-            raise ValueError("missing must be 'raise' or 'mask'")
         return idx
 
     def to_raw(self, inner) -> np.ndarray:
