@@ -1,4 +1,4 @@
 """Imports every model family so that each registers its models by name."""
 
 # One line per family module; keep alphabetical.
-from . import baseline  # noqa: F401
+from . import baseline, surprise_wrapper  # noqa: F401
