@@ -4,11 +4,16 @@
 * :mod:`~recforge.metrics.ranking` — top-N accuracy (HR, ARHR, cumulative and rating hit
   rate, precision, recall, NDCG, MAP, MRR, AUC), one value per user,
 * :mod:`~recforge.metrics.beyond_accuracy` — coverage, diversity, novelty, churn,
-  responsiveness.
+  responsiveness,
+* :mod:`~recforge.metrics.session` — next-click evaluation of session models. Its
+  ``recall_at_k`` works on target ranks, not on lists, so it stays under
+  ``recforge.metrics.session`` and is not re-exported here (the top-level ``recall_at_k`` is the
+  list metric of :mod:`~recforge.metrics.ranking`).
 
 Definitions and the tie rules are collected in ``docs/metrics.md``.
 """
 
+from . import session
 from .beyond_accuracy import (
     catalog_coverage,
     churn,
@@ -32,6 +37,7 @@ from .ranking import (
     reciprocal_rank,
 )
 from .rating import mae, per_user_absolute_error, per_user_squared_error, rmse
+from .session import evaluate_next_item, mrr_at_k, rank_of_target
 
 __all__ = [
     "mae", "rmse", "per_user_squared_error", "per_user_absolute_error",
@@ -40,4 +46,5 @@ __all__ = [
     "auc",
     "catalog_coverage", "user_coverage", "diversity", "novelty", "popularity_rank", "churn",
     "responsiveness",
+    "session", "evaluate_next_item", "mrr_at_k", "rank_of_target",
 ]
