@@ -5,7 +5,8 @@ from .co_clustering import CoClustering
 from .knn import KNNBaseline, KNNBasic, KNNWithMeans, KNNWithZScore, als_baselines
 from .similarities import SIMILARITIES, similarity_matrix, similarity_nbytes, similarity_rows
 from .slope_one import SlopeOne
+from .topn import ItemKNNTopN, UserKNNTopN
 
 __all__ = ["CoClustering", "KNNBaseline", "KNNBasic", "KNNWithMeans", "KNNWithZScore",
-           "SIMILARITIES", "SlopeOne", "als_baselines", "similarity_matrix", "similarity_nbytes",
+           "ItemKNNTopN", "SIMILARITIES", "SlopeOne", "UserKNNTopN", "als_baselines", "similarity_matrix", "similarity_nbytes",
            "similarity_rows"]
