@@ -2,3 +2,4 @@
 
 # One line per family module; keep alphabetical.
 from . import baseline, surprise_wrapper  # noqa: F401
+from . import content, neighborhood  # noqa: F401
