@@ -111,6 +111,18 @@ def _line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends - has_cr
 
 
+def _field_counts(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, sep: int,
+                  block: int = 1 << 22) -> np.ndarray:
+    """Number of fields on every line (separators + 1), in blocks of lines to bound memory."""
+    counts = np.empty(starts.size, dtype=np.int64)
+    for a in range(0, starts.size, block):
+        b = min(a + block, starts.size)
+        lo, hi = int(starts[a]), int(ends[b - 1])
+        pos = np.flatnonzero(buf[lo:hi] == sep) + lo
+        counts[a:b] = np.searchsorted(pos, ends[a:b]) - np.searchsorted(pos, starts[a:b]) + 1
+    return counts
+
+
 def _decode_error(data: bytes, encoding: str, path: str, sep: bytes,
                   columns: list[str] | None) -> DataError:
     """A DataError locating the first byte that ``encoding`` cannot decode."""
@@ -200,8 +212,7 @@ def _read_delimited(path: PathLike, *, sep: str, names: list[str] | None = None,
 
     quoted = quoting and b'"' in data
     if not quoted:
-        sep_pos = np.flatnonzero(buf == sep_b[0])
-        counts = np.searchsorted(sep_pos, ends) - np.searchsorted(sep_pos, starts) + 1
+        counts = _field_counts(buf, starts, ends, sep_b[0])
         blank = ends == starts
         blank[:first] = False
         bad = (counts != expected) & ~blank
@@ -1110,7 +1121,8 @@ def read_table(path: PathLike, *, user: str = "user", item: str = "item",
         if len(df) == 0:
             raise DataError("no data rows", path=str(p))
         # Parquet has no lines: errors name the 1-based row instead
-        t = _Table(df.reset_index(drop=True), np.arange(1, len(df) + 1), f"{p} (row)")
+        t = _Table(df.reset_index(drop=True), np.arange(1, len(df) + 1),
+                   f"{p} (Parquet: line = row number)")
     else:
         sep = _sep_for(p, sep)
         if not header and names is None:
