@@ -37,9 +37,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+# imported here, not inside the timed code, so import time never counts as a model's time
+from .. import metrics as M
+from .. import split as S
 from ..data.dataset import Dataset
 from ..data.interactions import Interactions
 from ..data.sessions import SessionEvents
+from ..metrics.session import evaluate_next_item
 from ..models.base import RANKING, RATING, SESSION
 
 log = logging.getLogger(__name__)
@@ -198,12 +202,10 @@ class RatingCV(Protocol):
         return super().config() | {"n_folds": self.n_folds, "seed": self.seed}
 
     def folds(self, data) -> list[Fold]:
-        from ..split import kfold
-
         inter = _interactions_of(data)
         if not inter.is_explicit:
             raise ValueError("RatingCV needs explicit ratings; use a top-N protocol for implicit data")
-        parts = kfold(inter, n_folds=self.n_folds, seed=self.seed)
+        parts = S.kfold(inter, n_folds=self.n_folds, seed=self.seed)
         return [Fold(j, p.train, p.test, p.validation, _split_report(p)) for j, p in enumerate(parts)]
 
     def evaluate(self, model, fold: Fold, context: dict) -> FoldEval:
@@ -298,10 +300,8 @@ class TopNLeaveOneOut(_TopN):
         return super().config() | {"mode": self.mode, "min_interactions": self.min_interactions}
 
     def folds(self, data) -> list[Fold]:
-        from ..split import leave_one_out
-
         inter = _interactions_of(data)
-        res = leave_one_out(inter, mode=self.mode, seed=self.seed, min_interactions=self.min_interactions)
+        res = S.leave_one_out(inter, mode=self.mode, seed=self.seed, min_interactions=self.min_interactions)
         return [Fold(0, res.train, res.test, res.validation, _split_report(res))]
 
     def context(self, fold: Fold, dataset: Dataset | None) -> dict:
@@ -336,10 +336,8 @@ class TopNHoldout(_TopN):
         return super().config() | {"test_ratio": self.test_ratio}
 
     def folds(self, data) -> list[Fold]:
-        from ..split import holdout
-
         inter = _interactions_of(data)
-        res = holdout(inter, test_ratio=self.test_ratio, seed=self.seed)
+        res = S.holdout(inter, test_ratio=self.test_ratio, seed=self.seed)
         return [Fold(0, res.train, res.test, res.validation, _split_report(res))]
 
     def context(self, fold: Fold, dataset: Dataset | None) -> dict:
@@ -425,8 +423,6 @@ def score_topn(rec: np.ndarray, ctx: dict, k: int, curve_ks, metric_names) -> Fo
     diversity (cosine over training users) from :func:`intra_list_diversity`; users for whom a metric is undefined (NaN,
     e.g. no held-out rating above the cHR threshold) are not units of that metric.
     """
-    from .. import metrics as M
-
     users = ctx["users"]
     relevant = ctx["relevant"]
     n_users = ctx["n_users"]
@@ -515,10 +511,8 @@ class SampledNegatives(Protocol):
                                    "ties": "pessimistic"}
 
     def folds(self, data) -> list[Fold]:
-        from ..split import leave_one_out
-
         inter = _interactions_of(data)
-        res = leave_one_out(inter, mode=self.mode, seed=self.seed, min_interactions=self.min_interactions)
+        res = S.leave_one_out(inter, mode=self.mode, seed=self.seed, min_interactions=self.min_interactions)
         return [Fold(0, res.train, res.test, res.validation, _split_report(res))]
 
     def context(self, fold: Fold, dataset: Dataset | None) -> dict:
@@ -654,14 +648,10 @@ class SessionNextItem(Protocol):
             sessions = data
         if not isinstance(sessions, SessionEvents):
             raise TypeError("SessionNextItem needs session events")
-        from ..split import session_split
-
-        res = session_split(sessions, test_days=self.test_days, min_length=self.min_length)
+        res = S.session_split(sessions, test_days=self.test_days, min_length=self.min_length)
         return [Fold(0, res.train, res.test, res.validation, _split_report(res))]
 
     def evaluate(self, model, fold: Fold, context: dict) -> FoldEval:
-        from ..metrics.session import evaluate_next_item
-
         out = evaluate_next_item(model, fold.test, ks=self.ks, ties=self.ties,
                                  batch_size=self.batch_size)
         ranks = np.asarray(out["ranks"], dtype=np.float64)

@@ -64,6 +64,10 @@ def paired_test(a, b, method: str = "t") -> dict:
     if not np.any(diff):
         out.update(statistic=0.0, pvalue=1.0)
         return out
+    if method == "t" and np.all(diff == diff[0]):
+        # a constant non-zero difference: zero variance, t is infinite and p is 0
+        out.update(statistic=float(np.copysign(np.inf, diff[0])), pvalue=0.0)
+        return out
     if method == "t":
         res = stats.ttest_rel(a, b)
     else:
