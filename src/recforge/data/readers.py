@@ -275,12 +275,18 @@ def _read_delimited(path: PathLike, *, sep: str, names: list[str] | None = None,
         if not good_rows:
             raise DataError("no data rows" + (" (only a header)" if header else ""), path=source)
         lines = np.asarray(good_lines, dtype=np.int64)
-        # re-serialise the checked records so pandas infers column types exactly as for a file
-        out = io.StringIO()
-        csv.writer(out, delimiter=sep, lineterminator="\n").writerows(good_rows)
-        out.seek(0)
-        df = pd.read_csv(out, sep=sep, header=None, names=names, usecols=usecols, dtype=dtype,
-                         keep_default_na=False, na_values=[""], engine="c")
+        if bad_lines:
+            # re-serialise the good records so pandas infers column types as for a clean file
+            out = io.StringIO()
+            csv.writer(out, delimiter=sep, lineterminator="\n").writerows(good_rows)
+            out.seek(0)
+            src, skip_header = out, None
+        else:
+            src, skip_header = io.StringIO(text, newline=""), ([0] if header else None)
+        del good_rows
+        df = pd.read_csv(src, sep=sep, header=None, names=names, usecols=usecols, dtype=dtype,
+                         skiprows=skip_header, skip_blank_lines=True, keep_default_na=False,
+                         na_values=[""], engine="c")
     if len(df) != lines.size:  # pragma: no cover - guards the line bookkeeping above
         raise DataError(f"internal error: parsed {len(df)} rows for {lines.size} lines", path=source)
     df.columns = [str(c) for c in df.columns]
