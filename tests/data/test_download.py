@@ -161,6 +161,17 @@ def test_force_replaces_an_old_copy_atomically(server, tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_foreign_folder_is_not_overwritten(server, tmp_path):
+    mine = tmp_path / "ml-100k"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(DownloadError, match="not downloaded by recforge"):
+        download("ml-100k", cache_dir=tmp_path, url=server.url("/ml-100k.zip"))
+    assert (mine / "notes.txt").read_text() == "keep me" and server.requests == []
+    download("ml-100k", cache_dir=tmp_path, url=server.url("/ml-100k.zip"), force=True)
+    assert (mine / "u.data").exists() and not (mine / "notes.txt").exists()
+
+
 def test_tar_archive(server, tmp_path):
     server.routes["/pack.tgz"] = make_tgz({"user_artists.dat": "userID\tartistID\tweight\n1\t2\t3\n"})
     path = download("mypack", cache_dir=tmp_path, url=server.url("/pack.tgz"))

@@ -236,6 +236,10 @@ def download(name: str, *, cache_dir: str | os.PathLike | None = None, url: str 
         if not force:
             log.info("%s is already in the cache at %s", name, target)
             return target
+    elif target.exists() and not force:
+        # not ours (no manifest): never overwrite what someone put there
+        raise DownloadError(f"{target} exists but was not downloaded by recforge; remove it, "
+                            "pass force=True to replace it, or read it as a local directory")
     root.mkdir(parents=True, exist_ok=True)
     _clean_stale(root, name)
     log.info("downloading %s from %s", name, url)
