@@ -606,3 +606,28 @@ def test_real_lastfm_2k():
     ua = pd.read_csv(d / "user_artists.dat", sep="\t")
     ut = pd.read_csv(d / "user_taggedartists.dat", sep="\t")
     assert f.has("tags").sum() == len(set(ut.artistID) & set(ua.artistID))
+
+
+MALFORMED = {
+    # reader, file name, content with a malformed line, its line number
+    "ml-100k": (read_movielens, "u.data", "1\t1\t4\t10\n1\t2\t3\n", 2),
+    "ml-1m": (read_movielens, "ratings.dat", "1::1::4::10\n1::2::3::11\n1::2:3::12\n", 3),
+    "ml-csv": (read_movielens, "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4,1,9\n", 2),
+    "recbole": (read_recbole, "x.inter", "user_id:token\titem_id:token\n1\t2\n1\n", 3),
+    "gru4rec": (read_gru4rec_sessions, "a_train_full.txt", "SessionId\tItemId\tTime\n1\t2\t3\n1\t2\n", 3),
+    "yoochoose": (read_yoochoose_clicks, "yoochoose-clicks.dat", "1,2014-04-07T10:51:09Z,2\n", 1),
+    "diginetica": (read_diginetica, "train-item-views.csv",
+                   "sessionId;userId;itemId;timeframe;eventdate\n1;;2;3\n", 2),
+    "retailrocket": (read_retailrocket, "events.csv",
+                     "timestamp,visitorid,event,itemid,transactionid\n1,2,view,3,,\n", 2),
+    "lastfm": (read_lastfm_hetrec, "user_artists.dat", "userID\tartistID\tweight\n1\t2\t3\t4\n", 2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_every_reader_names_the_malformed_line(tmp_path: Path, case: str):
+    reader, fname, text, line = MALFORMED[case]
+    f = write(tmp_path / case / fname, text)
+    with pytest.raises(DataError) as e:
+        reader(tmp_path / case)
+    assert e.value.path == str(f) and e.value.line == line and "fields" in str(e.value)
