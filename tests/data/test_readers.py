@@ -631,3 +631,31 @@ def test_every_reader_names_the_malformed_line(tmp_path: Path, case: str):
     with pytest.raises(DataError) as e:
         reader(tmp_path / case)
     assert e.value.path == str(f) and e.value.line == line and "fields" in str(e.value)
+
+
+@pytest.mark.realdata
+def test_real_ml_latest_small_matches_plain_pandas():
+    """Every rating and timestamp equals an independent pandas parse of ratings.csv."""
+    d = _shared("ml-latest-small")
+    got = load(d).interactions.to_dataframe()
+    ref = pd.read_csv(d / "ratings.csv").rename(
+        columns={"userId": "user", "movieId": "item", "timestamp": "timestamp"})
+    key = ["user", "item"]
+    got = got.sort_values(key).reset_index(drop=True)
+    ref = ref.sort_values(key).reset_index(drop=True)
+    np.testing.assert_array_equal(got[key].to_numpy(), ref[key].to_numpy())
+    np.testing.assert_array_equal(got["rating"].to_numpy(), ref["rating"].to_numpy(np.float32))
+    np.testing.assert_array_equal(got["timestamp"].to_numpy(), ref["timestamp"].to_numpy(float))
+
+
+@pytest.mark.realdata
+def test_real_rsc15_sessions_match_plain_pandas():
+    """Each test session's items, in time order, equal a pandas groupby of the file."""
+    d = _shared("rsc15-100k")
+    ev = load(d).parts["test"]
+    ref = pd.read_csv(d / "yoochoose-clicks-100k_test.txt", sep="\t")
+    ref = ref.sort_values(["SessionId", "Time"], kind="stable")
+    expected = ref.groupby("SessionId")["ItemId"].apply(list)
+    got = {int(ev.session_map.raw[s]): ev.item_map.to_raw(ev.session(s)).tolist()
+           for s in range(ev.n_sessions)}
+    assert got == expected.to_dict()

@@ -4,8 +4,9 @@ Each module named in :data:`SUBCOMMANDS` exposes ``add_parser(subparsers)``, whi
 parser and sets ``func`` (``func(args) -> int``) as a default. Adding a subcommand is one line
 in that list.
 
-Exit codes: 0 success, 1 bad data or a failed download (the message goes to stderr, naming
-the file, line and field where known), 2 usage errors (argparse's convention).
+Exit codes: 0 success, 1 bad data, a failed download or an unreadable / unwritable file (the
+message goes to stderr, naming the file, line and field where known), 2 usage errors
+(argparse's convention), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -70,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:  # output piped into `head`
         return EXIT_OK
+    except OSError as e:  # unreadable input, unwritable output
+        print(f"recforge: error: {e}", file=sys.stderr)
+        return EXIT_DATA_ERROR
+    except KeyboardInterrupt:
+        print("recforge: interrupted", file=sys.stderr)
+        return 130
 
 
 class UsageError(Exception):
