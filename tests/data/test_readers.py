@@ -425,6 +425,8 @@ def test_bad_encoding(tmp_path: Path):
     # the caller can name the right encoding
     ds = read_table(tmp_path / "bad.csv", encoding="latin-1")
     assert "café" in set(ds.interactions.item_map.raw)
+    f16 = write(tmp_path / "u16.csv", (GOOD + "2,café,3,101\n").encode("utf-16"))
+    assert raw_pairs(read_table(f16, encoding="utf-16").interactions)[(2, "café")] == 3.0
 
 
 def test_skip_counts_everything_with_line_numbers(tmp_path: Path):

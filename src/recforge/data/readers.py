@@ -177,11 +177,18 @@ def _read_delimited(path: PathLike, *, sep: str, names: list[str] | None = None,
         except UnicodeDecodeError:
             log.info("%s is not UTF-8; reading it as Latin-1", source)
             encoding = "latin-1"
+    if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
+        # line and field boundaries are found on the bytes: recode to an ASCII-compatible form
+        try:
+            data = data.decode(encoding).encode("utf-8")
+        except UnicodeDecodeError:
+            raise _decode_error(data, encoding, source, b"", None) from None
+        encoding = "utf-8"
     if sep == "::":
         data = data.replace(b"::", b"\x1f")
         sep = "\x1f"
-    if len(sep) != 1:
-        raise ValueError(f"separator must be one character or '::', got {sep!r}")
+    if len(sep) != 1 or not sep.isascii():
+        raise ValueError(f"separator must be one ASCII character or '::', got {sep!r}")
     sep_b = sep.encode("ascii")
     buf = np.frombuffer(data, dtype=np.uint8)
     starts, ends = _line_bounds(buf)
