@@ -44,6 +44,7 @@ from ..data.dataset import Dataset
 from ..data.interactions import Interactions
 from ..data.sessions import SessionEvents
 from ..metrics.session import evaluate_next_item
+from ..models._topk import mask_rows, topk_rows
 from ..models.base import RANKING, RATING, SESSION
 
 log = logging.getLogger(__name__)
@@ -462,6 +463,50 @@ def score_topn(rec: np.ndarray, ctx: dict, k: int, curve_ks, metric_names) -> Fo
         vals = M.recall_at_k(rec, relevant, k=int(c)) if users.size else np.array([np.nan])
         curve[int(c)] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
     return FoldEval(units=units, scalars=scalars, curve=curve, n_units=n_users)
+
+
+def rank_with_score_function(score_fn, seen: sp.csr_matrix, users: np.ndarray, k: int,
+                             batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Full-ranking top-``k`` of ``users`` from any score function, seen items excluded.
+
+    ``score_fn(users)`` returns scores of every item, shape (len(users), n_items); it is
+    called on batches of ``batch_size`` users, so memory is ``batch_size * n_items`` floats.
+    Seen items (stored entries of ``seen``) are masked to ``-inf``; top-k by ``argpartition``
+    with ties to the lower item index (the same selection as :meth:`Recommender.recommend`).
+    """
+    users = np.asarray(users, dtype=np.int64)
+    n_items = seen.shape[1]
+    k_eff = int(min(k, n_items))
+    out_idx = np.empty((users.size, k_eff), dtype=np.int32)
+    out_val = np.empty((users.size, k_eff), dtype=np.float32)
+    for start in range(0, users.size, batch_size):
+        ub = users[start:start + batch_size]
+        scores = np.array(score_fn(ub), dtype=np.float32, copy=True)
+        if scores.shape != (ub.size, n_items):
+            raise ValueError(f"score function returned shape {scores.shape}, expected {(ub.size, n_items)}")
+        mask_rows(scores, seen, ub)
+        out_idx[start:start + ub.size], out_val[start:start + ub.size] = topk_rows(scores, k_eff)
+    return out_idx, out_val
+
+
+def evaluate_score_function(score_fn, seen: sp.csr_matrix, relevant: sp.csr_matrix, k: int = 10,
+                            batch_size: int = 1024) -> dict:
+    """Full-ranking top-``k`` evaluation of a score function: HR, NDCG, recall, MRR at ``k``.
+
+    Users with at least one entry in ``relevant`` (users x items, the held-out items) are
+    ranked over every item without an entry in ``seen`` (their training items); returns the
+    mean of each metric over those users and the number of users.
+    """
+    relevant = relevant.tocsr()
+    seen = seen.tocsr()
+    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    rec, _ = rank_with_score_function(score_fn, seen, users, k, batch_size)
+    rel = relevant[users]
+    return {f"hr@{k}": float(np.mean(M.hit_rate(rec, rel))),
+            f"ndcg@{k}": float(np.mean(M.ndcg_at_k(rec, rel))),
+            f"recall@{k}": float(np.mean(M.recall_at_k(rec, rel))),
+            f"mrr@{k}": float(np.mean(M.reciprocal_rank(rec, rel))),
+            "users": int(users.size)}
 
 
 def _scatter(users: np.ndarray, values: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
