@@ -791,7 +791,7 @@ def read_recbole(path: PathLike, name: str | None = None, *, rating_scale=None,
         utypes = _recbole_header(u)
         id_col = user if user in utypes else next(iter(utypes))
         uf = u.df.set_index(id_col)
-        uf.index = normalize_index(uf.index)
+        uf.index = _normalize_index(uf.index)
         for c, ty in utypes.items():
             if ty == "float" and c != id_col:
                 uf[c] = pd.to_numeric(uf[c], errors="coerce")
@@ -800,7 +800,7 @@ def read_recbole(path: PathLike, name: str | None = None, *, rating_scale=None,
     return ds
 
 
-def normalize_index(index: pd.Index) -> pd.Index:
+def _normalize_index(index: pd.Index) -> pd.Index:
     """Integer ids read as text become integers, matching the interactions' id map."""
     try:
         return pd.Index(index.astype(np.int64), name=index.name)
