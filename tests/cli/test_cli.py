@@ -189,8 +189,17 @@ def test_split_sessions_and_usage_errors(capsys, tmp_path, ratings_csv):
     assert code == 0, err
     test = pd.read_csv(tmp_path / "s" / "test.csv")
     assert list(test.columns) == ["session", "item", "timestamp"] and len(test) > 0
+    code, _, err = run(capsys, "split", str(f), "--method", "session", "--test-days", "1",
+                       "--validation-days", "1", "--out", str(tmp_path / "v"))
+    assert code == 0, err
+    parts = {p: len(pd.read_csv(tmp_path / "v" / f"{p}.csv"))
+             for p in ("train", "train_tr", "validation", "test")}
+    assert parts["train_tr"] + parts["validation"] <= parts["train"]
     assert run(capsys, "split", str(ratings_csv), "--method", "session",
                "--out", str(tmp_path / "x"))[0] == 2
+    code, _, err = run(capsys, "split", str(ratings_csv), "--test-ratio", "1.5",
+                       "--out", str(tmp_path / "y"))
+    assert code == 2 and "test_ratio" in err
     assert run(capsys, "split", str(ratings_csv))[0] == 2  # no output given
 
 

@@ -97,7 +97,11 @@ def _fold_path(path: Path, fold: int) -> Path:
 def _cmd_split(args: argparse.Namespace) -> int:
     paths = _paths(args)
     ds = load_input(args)
-    result = _run_split(args, ds)
+    try:
+        result = _run_split(args, ds)
+    except ValueError as e:  # parameters the split rejects (e.g. a ratio outside (0, 1))
+        from .main import UsageError
+        raise UsageError(str(e)) from None
     folds = result if isinstance(result, list) else [result]
     reports = []
     for k, res in enumerate(folds, start=1):
@@ -110,6 +114,10 @@ def _cmd_split(args: argparse.Namespace) -> int:
                 paths[part] = paths["train"].with_name("validation" + paths["train"].suffix)
             target = _fold_path(paths[part], k) if len(folds) > 1 else paths[part]
             written[part] = {"path": str(target), "rows": write_part(obj, target)}
+        for extra, obj in res.parts.items():  # e.g. the session split's train_tr
+            base = paths["train"].with_name(f"{extra}{paths['train'].suffix}")
+            target = _fold_path(base, k) if len(folds) > 1 else base
+            written[extra] = {"path": str(target), "rows": write_part(obj, target)}
         reports.append({"config": res.config, "report": res.report, "files": written})
     doc = {"source": ds.source or args.source, "dataset": ds.name,
            "read_drops": ds.drops.to_dict() if ds.drops else {},
