@@ -1,5 +1,4 @@
 """Imports every model family so that each registers its models by name."""
 
 # One line per family module; keep alphabetical.
-from . import baseline, surprise_wrapper  # noqa: F401
-from . import content, neighborhood  # noqa: F401
+from . import baseline, content, neighborhood, surprise_wrapper  # noqa: F401

@@ -268,6 +268,8 @@ class ContentKNN(Recommender):
             raise ValueError("fallback must be 'baseline' or 'global_mean'")
         if int(self.k) < 1:
             raise ValueError("k must be >= 1")
+        # the data's mean in double precision (Interactions.global_mean sums in float32)
+        self.global_mean_ = float(np.mean(train.values, dtype=np.float64)) if train.nnz else 0.0
         sim = ContentSimilarity.from_features(item_features, self.components or {"genres": 1.0, "year": 1.0},
                                               self.kinds, self.combine, self.year_scale)
         arrays, spec = sim.to_state()

@@ -78,12 +78,21 @@ class CoClustering(Recommender):
     def _fit(self, train: Interactions, *, item_features=None, validation=None) -> None:
         if int(self.n_cltr_u) < 1 or int(self.n_cltr_i) < 1:
             raise ValueError("n_cltr_u and n_cltr_i must be >= 1")
+        # the data's mean in double precision (Interactions.global_mean sums in float32)
+        self.global_mean_ = float(np.mean(train.values, dtype=np.float64)) if train.nnz else 0.0
         rng = check_random_state(self.random_state)
+        cu = rng.integers(int(self.n_cltr_u), size=train.n_users)
+        ci = rng.integers(int(self.n_cltr_i), size=train.n_items)
+        self._iterate(train, cu, ci)
+
+    def _iterate(self, train: Interactions, cu: np.ndarray, ci: np.ndarray) -> None:
+        """Run ``n_epochs`` assignment sweeps from the given initial clusters and store the
+        final clusters and cluster means."""
         n_users, n_items = train.n_users, train.n_items
         u, i = train.users.astype(np.int64), train.items.astype(np.int64)
         r = train.values.astype(np.float64)
-        cu = rng.integers(int(self.n_cltr_u), size=n_users)
-        ci = rng.integers(int(self.n_cltr_i), size=n_items)
+        cu = np.asarray(cu, np.int64).copy()
+        ci = np.asarray(ci, np.int64).copy()
         user_mean = _row_means(u, r, n_users)
         item_mean = _row_means(i, r, n_items)
         # the part of each error that does not depend on the clusters being chosen

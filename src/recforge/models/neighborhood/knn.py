@@ -111,6 +111,8 @@ class _KNNBase(Recommender):
     def _fit(self, train: Interactions, *, item_features=None, validation=None) -> None:
         if int(self.k) < 1 or int(self.min_k) < 0:
             raise ValueError("k must be >= 1 and min_k >= 0")
+        # the data's mean in double precision (Interactions.global_mean sums in float32)
+        self.global_mean_ = float(np.mean(train.values, dtype=np.float64)) if train.nnz else 0.0
         name = check_similarity_name(self.sim)
         x_major = train.csr if self.user_based else train.item_csr
         y_major = train.item_csr if self.user_based else train.csr

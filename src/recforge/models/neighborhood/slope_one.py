@@ -45,6 +45,8 @@ class SlopeOne(Recommender):
         pass
 
     def _fit(self, train: Interactions, *, item_features=None, validation=None) -> None:
+        # the data's mean in double precision (Interactions.global_mean sums in float32)
+        self.global_mean_ = float(np.mean(train.values, dtype=np.float64)) if train.nnz else 0.0
         item_major = sp.csr_matrix(train.item_csr, dtype=np.float64)
         user_major = sp.csr_matrix(train.csr, dtype=np.float64)
         self.dev_, self.freq_ = K.slope_one_deviations(
