@@ -10,7 +10,8 @@ Usage in a family's tests::
 
 ``model_factory`` must return a new, unfitted model whose randomness (if any) is fixed by its
 hyperparameters, so that two fits give the same result. Each check raises ``AssertionError``
-with a message naming the model and the broken rule.
+with a message naming the model and the broken rule. The contract is for models trained on
+:class:`Interactions` (user x item); session models have their own streaming contract.
 """
 
 from __future__ import annotations
@@ -69,11 +70,13 @@ def check_model_contract(model_factory: Callable[[], Recommender], data: Interac
     3. ranking models: ``recommend`` returns ``(n, min(k, n_items))`` arrays, scores
        non-increasing along each row, raw ids that match the inner indices, no item twice;
     4. items seen in training are never recommended (and are when ``exclude_seen=False``);
+       scores have no NaN;
     5. a batch of users gives the same lists as one user at a time;
     6. two fits from the factory (same seed) give identical scores / predictions
        (``check_seed=False`` for models that are not seeded);
     7. ``save`` / ``load`` give identical scores and predictions;
-    8. ``k`` larger than the catalog returns the whole unseen catalog, padded with ``-1``;
+    8. ``k`` larger than the catalog returns every unseen item the model can score (score
+       above ``-inf``), padded with ``-1``;
     9. an unknown user gets the popularity fallback, counted in ``fallbacks_``; a user with an
        empty history gets a full list;
     10. rating models: predictions are finite and inside the rating scale; unknown pairs are
@@ -125,10 +128,15 @@ def check_model_contract(model_factory: Callable[[], Recommender], data: Interac
             items = set(seen.indices[seen.indptr[u]:seen.indptr[u + 1]].tolist())
             assert not items & set(recs.inner[u][recs.inner[u] >= 0].tolist()), \
                 f"{name}: user {users_raw[u]!r} was recommended an item seen in training"
+        scores = np.asarray(model.score_inner(users_inner), dtype=np.float64)
+        assert scores.shape == (data.n_users, data.n_items), f"{name}: score_inner shape"
+        assert not np.isnan(scores).any(), f"{name}: NaN scores"
+        scorable = scores > -np.inf  # a model may mark items it cannot score with -inf
         heavy = int(np.argmax(data.user_counts))
         with_seen = model.recommend(users_raw[[heavy]], k=data.n_items, exclude_seen=False)
-        assert (with_seen.inner[0] >= 0).sum() == data.n_items, \
-            f"{name}: exclude_seen=False must rank every item"
+        listed = set(with_seen.inner[0][with_seen.inner[0] >= 0].tolist())
+        assert listed == set(np.flatnonzero(scorable[heavy]).tolist()), \
+            f"{name}: exclude_seen=False must rank every scorable item, seen ones included"
         # 5. batch equals single
         for u in range(data.n_users):
             one = model.recommend(users_raw[[u]], k=k)
@@ -138,14 +146,11 @@ def check_model_contract(model_factory: Callable[[], Recommender], data: Interac
         small_batches = model.recommend(users_raw, k=k, batch_size=2)
         np.testing.assert_array_equal(small_batches.inner, recs.inner,
                                       err_msg=f"{name}: result depends on batch_size")
-        scores = np.asarray(model.score_inner(users_inner), dtype=np.float64)
-        assert scores.shape == (data.n_users, data.n_items), f"{name}: score_inner shape"
-        assert not np.isnan(scores).any(), f"{name}: NaN scores"
         # 8. k larger than the catalog
         big = model.recommend(users_raw, k=data.n_items + 5)
         assert big.inner.shape == (data.n_users, data.n_items)
-        n_unseen = data.n_items - np.diff(seen.indptr)
-        np.testing.assert_array_equal((big.inner >= 0).sum(axis=1), n_unseen,
+        unseen_scorable = scorable & (seen.toarray() == 0)
+        np.testing.assert_array_equal((big.inner >= 0).sum(axis=1), unseen_scorable.sum(axis=1),
                                       err_msg=f"{name}: k > catalog must list every unseen item")
         # 9. unknown user and empty history
         before = sum(model.fallbacks_.values())

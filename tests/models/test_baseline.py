@@ -203,3 +203,40 @@ def test_random_rmse_on_ml100k():
     scores = [_ours_rmse(Random(random_state=f), data.subset(fold != f), data.subset(fold == f))
               for f in range(5)]
     assert np.mean(scores) == pytest.approx(1.52, abs=0.01)
+
+
+# ---------------------------------------------------------------------- the contract can fail
+class _NoSelf(MostPopular):
+    def fit(self, train, **kw):
+        super().fit(train, **kw)
+
+
+class _BatchDependent(MostPopular):
+    def _score(self, users):
+        # row j of a batch is shifted by j * item index: single calls see j = 0 only
+        return super()._score(users) + np.arange(users.size)[:, None] * np.arange(self.n_items_)
+
+
+class _IgnoresSeed(RandomRanker):
+    def _fit(self, train, **_):
+        self.seed_ = int(np.random.default_rng().integers(0, 2**62))
+
+
+class _LosesState(MostPopular):
+    def _fit(self, train, **kw):
+        super()._fit(train, **kw)
+        self.boost = np.arange(self.n_items_, dtype=np.float32)  # not saved: no trailing _
+
+    def _score(self, users):
+        return super()._score(users) + self.boost
+
+
+@pytest.mark.parametrize("broken, message", [
+    (_NoSelf, "must return self"),
+    (_BatchDependent, "batch and single"),
+    (_IgnoresSeed, "same seed"),
+    (_LosesState, "load returned"),  # an unregistered subclass cannot round-trip
+])
+def test_contract_catches_broken_models(broken, message, tmp_path):
+    with pytest.raises((AssertionError, AttributeError), match=message):
+        check_model_contract(broken, contract_data(), tmp_path=tmp_path)
