@@ -54,8 +54,8 @@ class SlopeOne(Recommender):
             item_major.data, user_major.indptr.astype(np.int64),
             user_major.indices.astype(np.int64), user_major.data)
         counts = np.diff(user_major.indptr)
-        sums = np.add.reduceat(user_major.data, user_major.indptr[:-1]) if user_major.nnz else \
-            np.zeros(train.n_users)
+        sums = np.bincount(np.repeat(np.arange(train.n_users), counts), weights=user_major.data,
+                           minlength=train.n_users)
         self.user_means_ = np.divide(sums, counts, out=np.zeros(train.n_users), where=counts > 0)
 
     def _predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
