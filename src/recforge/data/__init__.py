@@ -7,4 +7,11 @@ from .idmap import IdMap
 from .interactions import Interactions
 from .sessions import SessionEvents
 
-__all__ = ["Dataset", "DataError", "DropReport", "IdMap", "Interactions", "ItemFeatures", "SessionEvents"]
+
+def load(name_or_path, **kwargs) -> Dataset:
+    """Load a dataset by catalog name, synthetic name, directory or file (see :func:`recforge.data.readers.load`)."""
+    from .readers import load as _load
+
+    return _load(name_or_path, **kwargs)
+
+__all__ = ["load", "Dataset", "DataError", "DropReport", "IdMap", "Interactions", "ItemFeatures", "SessionEvents"]
