@@ -204,7 +204,9 @@ def cumulative_hit_rate(recommended, relevant, k: int | None = None,
     array([ 1., nan,  0.])
     """
     rec0 = np.asarray(recommended)
-    rel = _as_relevant(relevant, rec0.shape[0] if rec0.ndim == 2 else -1)
+    if rec0.ndim != 2:
+        raise ValueError(f"recommended must be a 2-d (n_users, k) array, got shape {rec0.shape}")
+    rel = _as_relevant(relevant, rec0.shape[0])
     keep = rel.data >= threshold
     row_of = np.repeat(np.arange(rel.shape[0]), np.diff(rel.indptr))
     liked = sp.csr_matrix((rel.data[keep], (row_of[keep], rel.indices[keep])), shape=rel.shape)
