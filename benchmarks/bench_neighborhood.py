@@ -240,12 +240,14 @@ def bench_content(args) -> None:
         model.fit(train, item_features=ds.item_features)
         pred = model.predict_inner(test.users, test.items)
         seconds = time.perf_counter() - t
+        fallbacks = dict(model.fallbacks_)
         rmse = float(np.sqrt(np.mean((pred - test.values.astype(np.float64)) ** 2)))
         recs = model.recommend([85], k=10)
         titles = ds.item_features.title(recs.inner[0]).tolist()
         emit({"algo": algo, "dataset": "ml-latest-small", "protocol": "holdout 25% seed 1",
               "rmse": round(rmse, 5), "seconds": round(seconds, 3),
-              "fallbacks": model.fallbacks_, "top10_user_85": titles})
+              "fallbacks": fallbacks, "top10_user_85": titles,
+              "top10_scores": [round(float(x), 3) for x in recs.scores[0]]})
 
 
 def main(argv=None) -> int:

@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 
 KINDS = ("cosine", "tfidf", "year", "standardized_cosine")
 
+# ranking scores of items that cannot be predicted from content are pushed this far below the
+# rating scale, keeping their fallback order among themselves
+NO_NEIGHBOUR_PENALTY = 1000.0
+
 
 def _l2_normalise(m):
     """Rows scaled to unit length (zero rows stay zero); dense or CSR."""
@@ -299,10 +303,9 @@ class ContentKNN(Recommender):
             return np.full(u.shape, self.global_mean_)
         return self.global_mean_ + self.user_bias_[u] + self.item_bias_[i]
 
-    def _predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        u = np.asarray(u, np.int64)
-        i = np.asarray(i, np.int64)
-        out = np.empty(u.shape)
+    def _estimate(self, u: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbourhood estimates and the mask of pairs that have no neighbour (estimate 0)."""
+        out = np.zeros(u.shape)
         sim = self._content()
         ratings = self.train_ratings_
         order = np.argsort(u, kind="stable")
@@ -323,11 +326,33 @@ class ContentKNN(Recommender):
             est, ok = _knn_mean(block, r_u, int(self.k))
             out[grp] = est
             no_neighbour[grp] = ~ok
+        return out, no_neighbour
+
+    def _predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        u = np.asarray(u, np.int64)
+        i = np.asarray(i, np.int64)
+        out, no_neighbour = self._estimate(u, i)
         if no_neighbour.any():
             out[no_neighbour] = self._fallback_values(u[no_neighbour], i[no_neighbour])
             self._count_fallback(f"no similar rated item: {self.fallback.replace('_', ' ')}",
                                  int(no_neighbour.sum()))
         return out
+
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        """Predicted ratings of every item; items with no similar rated item rank after all the
+        items that have one (their fallback minus :data:`NO_NEIGHBOUR_PENALTY`), so that a
+        user who rates low does not get a list of unpredictable items."""
+        users = np.asarray(users, np.int64)
+        n = self.n_items_
+        uu = np.repeat(users, n)
+        ii = np.tile(np.arange(n, dtype=np.int64), users.size)
+        est, no_neighbour = self._estimate(uu, ii)
+        if no_neighbour.any():
+            est[no_neighbour] = (self._fallback_values(uu[no_neighbour], ii[no_neighbour])
+                                 - NO_NEIGHBOUR_PENALTY)
+            self._count_fallback("ranking: no similar rated item, ranked last",
+                                 int(no_neighbour.sum()))
+        return est.astype(np.float32).reshape(users.size, n)
 
     def _similar(self, items: np.ndarray) -> np.ndarray:
         return self._content().block(items, np.arange(self.n_items_))
