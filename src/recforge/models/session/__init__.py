@@ -1,0 +1,1 @@
+"""Session-based recommenders: next-item models trained on anonymous sessions."""

@@ -1,0 +1,313 @@
+"""SASRec: self-attentive sequential recommendation (Kang & McAuley 2018, ICDM).
+
+A stack of causal self-attention blocks over the item sequence of a session. The hidden state
+at the last position, dotted with the (shared) item embeddings, scores every item as the next
+event. Trained with the paper's binary cross-entropy on one sampled negative per position
+(eq. 5), or with full softmax cross-entropy. PyTorch on CPU by default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..base import SessionRecommender, check_random_state, register
+from .augment import prefix_sequences
+
+logger = logging.getLogger(__name__)
+
+
+class _SASRecNet(nn.Module):
+    """Embedding + ``num_blocks`` pre-norm causal self-attention blocks (Kang & McAuley 2018, §III).
+
+    Input: item indices shifted by one, ``0`` = padding, sequences right-aligned (left padding)
+    so the last column is the latest event. Positions count from each sequence's first real
+    item, so the output at position ``t`` depends only on items ``<= t`` (causality), whatever
+    follows or pads the sequence.
+    """
+
+    def __init__(self, n_items: int, hidden: int, max_len: int, num_blocks: int, num_heads: int,
+                 dropout: float):
+        super().__init__()
+        self.hidden = hidden
+        self.num_heads = num_heads
+        self.item_emb = nn.Embedding(n_items + 1, hidden, padding_idx=0)
+        self.pos_emb = nn.Embedding(max_len, hidden)
+        self.emb_dropout = nn.Dropout(dropout)
+        self.attn_norms = nn.ModuleList([nn.LayerNorm(hidden, eps=1e-8) for _ in range(num_blocks)])
+        self.attns = nn.ModuleList([nn.MultiheadAttention(hidden, num_heads, dropout=dropout, batch_first=True)
+                                    for _ in range(num_blocks)])
+        self.attn_dropouts = nn.ModuleList([nn.Dropout(dropout) for _ in range(num_blocks)])
+        self.ffn_norms = nn.ModuleList([nn.LayerNorm(hidden, eps=1e-8) for _ in range(num_blocks)])
+        self.ffns = nn.ModuleList([
+            nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+                          nn.Linear(hidden, hidden), nn.Dropout(dropout))
+            for _ in range(num_blocks)])
+        self.last_norm = nn.LayerNorm(hidden, eps=1e-8)
+        # small embeddings: the default N(0, 1) makes the initial logits (x sqrt(d)) saturate
+        for emb in (self.item_emb, self.pos_emb):
+            nn.init.xavier_normal_(emb.weight)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+
+    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Hidden states (B, L, hidden) of left-padded sequences (B, L)."""
+        batch, length = seqs.shape
+        valid = seqs > 0
+        n_pad = length - valid.sum(dim=1, keepdim=True)
+        positions = (torch.arange(length, device=seqs.device)[None, :] - n_pad).clamp(min=0)
+        x = self.item_emb(seqs) * math.sqrt(self.hidden) + self.pos_emb(positions)
+        keep = valid.unsqueeze(-1).to(x.dtype)
+        x = self.emb_dropout(x) * keep
+        # query q may attend key k when k <= q and k is a real item; a padding row attends to
+        # itself only, so no row is fully masked (its output is zeroed anyway)
+        eye = torch.eye(length, dtype=torch.bool, device=seqs.device)
+        allowed = torch.ones(length, length, dtype=torch.bool, device=seqs.device).tril()[None] \
+            & (valid[:, None, :] | eye[None])
+        blocked = (~allowed).repeat_interleave(self.num_heads, dim=0)
+        for norm, attn, drop, ffn_norm, ffn in zip(self.attn_norms, self.attns, self.attn_dropouts,
+                                                   self.ffn_norms, self.ffns, strict=True):
+            # residual around each sub-layer on its layer-normalised input (paper, eq. 4 and §III-C)
+            h = norm(x)
+            a, _ = attn(h, h, h, attn_mask=blocked, need_weights=False)
+            x = x + drop(a)
+            x = x + ffn(ffn_norm(x))
+            x = x * keep
+        return self.last_norm(x)
+
+    def item_weights(self) -> torch.Tensor:
+        """Output embeddings of items 0..n_items-1 (the shared input embeddings, padding dropped)."""
+        return self.item_emb.weight[1:]
+
+
+def _pad_left(items: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Rows of ``items[starts[r]:starts[r]+lengths[r]] + 1``, right-aligned, 0-padded on the left."""
+    width = int(lengths.max()) if lengths.size else 0
+    out = np.zeros((lengths.size, width), dtype=np.int64)
+    rows = np.repeat(np.arange(lengths.size), lengths)
+    first = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    within = np.arange(int(lengths.sum())) - np.repeat(first, lengths)
+    cols = width - np.repeat(lengths, lengths) + within
+    out[rows, cols] = items[np.repeat(starts, lengths) + within] + 1
+    return out
+
+
+@register("SASRec")
+class SASRec(SessionRecommender):
+    """Self-attentive sequential recommendation (Kang & McAuley 2018) for next-click prediction.
+
+    Each item has an embedding :math:`M_i` (scaled by :math:`\\sqrt{d}`) to which a learned
+    positional embedding is added (eq. 1-2). ``num_blocks`` blocks follow, each a causal
+    self-attention layer and a point-wise two-layer feed-forward network, both wrapped as
+    :math:`x + \\mathrm{Dropout}(g(\\mathrm{LayerNorm}(x)))` (eq. 3-4 and §III-C). The
+    relevance of item :math:`i` after position :math:`t` is :math:`r_{i,t} = F_t M_i^\\top`
+    with the shared item embedding (eq. 6). Loss ``"bce"`` is the paper's eq. (5): for every
+    position, :math:`-\\log\\sigma(r_{o_t,t}) - \\log(1 - \\sigma(r_{j,t}))` with one negative
+    :math:`j \\ne o_t` drawn uniformly; ``"ce"`` is the full softmax cross-entropy over all items.
+    Adam with :math:`\\beta = (0.9, 0.98)` as in the paper.
+
+    Sessions are truncated to their last ``max_len`` events. Training sequences are the training
+    sessions, or with ``augment=True`` every prefix of them (Tan et al. 2016, see
+    :func:`~recforge.models.session.augment.prefix_sequences`); since the model is causal, this
+    trains position :math:`t` of a length-:math:`n` session :math:`n - t` times per epoch, i.e.
+    it up-weights the beginnings of sessions.
+
+    Parameters
+    ----------
+    hidden : int, default 64
+        Embedding and hidden size :math:`d`.
+    max_len : int, default 50
+        Longest history used (:math:`n` in the paper).
+    num_blocks : int, default 2
+    num_heads : int, default 1
+    dropout : float, default 0.2
+    loss : {"bce", "ce"}, default "bce"
+    epochs : int, default 10
+    batch_size : int, default 128
+    learning_rate : float, default 1e-3
+    augment : bool, default False
+        Train on every prefix of every session.
+    patience : int or None, default None
+        With ``validation`` given to ``fit``: stop after this many epochs without a better
+        validation MRR@20 and keep the best weights (``None``: train all epochs, keep the last).
+    random_state : int, optional
+        Seeds initialisation, shuffling, negatives and dropout (in a forked torch RNG, never
+        the global one).
+    device : str, default "cpu"
+    n_threads : int or None, default None
+        Torch intra-op threads while fitting and scoring (restored afterwards); ``None`` keeps
+        torch's setting. On a busy machine ``1`` avoids thread oversubscription, which can
+        slow these small matrix products down tenfold.
+    """
+
+    def __init__(self, hidden: int = 64, max_len: int = 50, num_blocks: int = 2, num_heads: int = 1,
+                 dropout: float = 0.2, loss: str = "bce", epochs: int = 10, batch_size: int = 128,
+                 learning_rate: float = 1e-3, augment: bool = False, patience: int | None = None,
+                 random_state: int | None = None, device: str = "cpu", n_threads: int | None = None):
+        self.hidden = hidden
+        self.max_len = max_len
+        self.num_blocks = num_blocks
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.loss = loss
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.augment = augment
+        self.patience = patience
+        self.random_state = random_state
+        self.device = device
+        self.n_threads = n_threads
+
+    @contextlib.contextmanager
+    def _threads(self):
+        """Use ``n_threads`` torch threads inside the block, then restore the previous number."""
+        if self.n_threads is None:
+            yield
+            return
+        previous = torch.get_num_threads()
+        torch.set_num_threads(int(self.n_threads))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+    # ------------------------------------------------------------------ network
+    def _new_net(self) -> _SASRecNet:
+        return _SASRecNet(self.n_items_, self.hidden, self.max_len, self.num_blocks, self.num_heads,
+                          self.dropout)
+
+    def _check_params(self) -> None:
+        if self.loss not in ("bce", "ce"):
+            raise ValueError(f"loss must be 'bce' or 'ce', got {self.loss!r}")
+        if self.hidden % self.num_heads:
+            raise ValueError("hidden must be a multiple of num_heads")
+        for name in ("hidden", "max_len", "num_blocks", "num_heads", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+
+    # ------------------------------------------------------------------ training
+    def _fit(self, train, *, item_features=None, validation=None) -> None:
+        with self._threads():
+            self._fit_net(train, validation)
+
+    def _fit_net(self, train, validation) -> None:
+        self._check_params()
+        if train.n_items < 2:
+            raise ValueError("SASRec needs at least two items")
+        rng = check_random_state(self.random_state)
+        torch_seed = int(rng.integers(2**63 - 1))
+        seqs = prefix_sequences(train) if self.augment else train
+        lengths = seqs.lengths
+        usable = np.flatnonzero(lengths >= 2)
+        if usable.size < seqs.n_sessions:
+            logger.info("SASRec: %d training sequences shorter than 2 events have no target",
+                        seqs.n_sessions - usable.size)
+        if not usable.size:
+            raise ValueError("SASRec: no training session has two or more events")
+        # input = events [end-1-m, end-1), target = events [end-m, end), m = min(len-1, max_len)
+        n_pos = np.minimum(lengths[usable] - 1, self.max_len)
+        input_start = seqs.offsets[1:][usable] - 1 - n_pos
+        device = torch.device(self.device)
+        self.history_ = []
+        best_state, best_score, since_best = None, -np.inf, 0
+        started = time.perf_counter()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(torch_seed)
+            self.net_ = self._new_net().to(device)
+            optimizer = torch.optim.Adam(self.net_.parameters(), lr=self.learning_rate, betas=(0.9, 0.98))
+            for epoch in range(self.epochs):
+                self.net_.train()
+                order = rng.permutation(usable.size)
+                total, count = 0.0, 0
+                for b in range(0, order.size, self.batch_size):
+                    sel = order[b:b + self.batch_size]
+                    inputs = torch.from_numpy(_pad_left(seqs.items, input_start[sel], n_pos[sel])).to(device)
+                    targets = torch.from_numpy(_pad_left(seqs.items, input_start[sel] + 1, n_pos[sel])).to(device)
+                    loss = self._loss(inputs, targets, rng)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"SASRec: loss is {loss.item()} at epoch {epoch + 1}")
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.item() * sel.size
+                    count += sel.size
+                record = {"epoch": epoch + 1, "loss": total / count}
+                if validation is not None:
+                    from ...metrics.session import evaluate_next_item
+
+                    self.net_.eval()
+                    record["valid_mrr@20"] = evaluate_next_item(self, validation, ks=(20,))["mrr@20"]
+                self.history_.append(record)
+                logger.info("SASRec epoch %d: %s", epoch + 1, record)
+                if validation is not None and self.patience is not None:
+                    if record["valid_mrr@20"] > best_score:
+                        best_score, since_best = record["valid_mrr@20"], 0
+                        best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
+                    else:
+                        since_best += 1
+                        if since_best >= self.patience:
+                            break
+            if best_state is not None:
+                self.net_.load_state_dict(best_state)
+        self.net_.eval()
+        self.train_seconds_ = time.perf_counter() - started
+
+    def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        hidden = self.net_(inputs)
+        valid = targets > 0
+        h = hidden[valid]  # (n_positions, d)
+        pos = targets[valid] - 1  # 0-based item index
+        weights = self.net_.item_weights()
+        if self.loss == "ce":
+            return nn.functional.cross_entropy(h @ weights.T, pos)
+        # a uniform negative different from the target: shift the target by 1..n_items-1
+        shift = torch.from_numpy(rng.integers(1, self.n_items_, size=pos.numel())).to(pos.device)
+        neg = (pos + shift) % self.n_items_
+        pos_logit = (h * weights[pos]).sum(-1)
+        neg_logit = (h * weights[neg]).sum(-1)
+        return (nn.functional.softplus(-pos_logit) + nn.functional.softplus(neg_logit)).mean()
+
+    # ------------------------------------------------------------------ scoring
+    def hidden_states(self, sessions: list[np.ndarray]) -> torch.Tensor:
+        """Final-block outputs (n, L, hidden) for inner-index sessions (last ``max_len`` events)."""
+        lengths = np.array([min(len(s), self.max_len) for s in sessions], dtype=np.int64)
+        flat = np.concatenate([np.asarray(s[len(s) - m:], dtype=np.int64)
+                               for s, m in zip(sessions, lengths, strict=True)])
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        batch = torch.from_numpy(_pad_left(flat, starts, lengths)).to(torch.device(self.device))
+        self.net_.eval()
+        with torch.no_grad():
+            return self.net_(batch)
+
+    def _score_next(self, sessions: list[np.ndarray], chunk: int = 1024) -> np.ndarray:
+        out = np.empty((len(sessions), self.n_items_), dtype=np.float32)
+        with self._threads():
+            for b in range(0, len(sessions), chunk):
+                h = self.hidden_states(sessions[b:b + chunk])[:, -1]
+                with torch.no_grad():
+                    out[b:b + chunk] = (h @ self.net_.item_weights().T).cpu().numpy()
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def _save_extra(self, directory: Path, arrays: dict, state_spec: dict) -> None:
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()},
+                  str(Path(directory) / "weights.safetensors"))
+
+    def _load_extra(self, directory: Path, config: dict) -> None:
+        from safetensors.torch import load_file
+
+        self.net_ = self._new_net()
+        self.net_.load_state_dict(load_file(str(Path(directory) / "weights.safetensors")))
+        self.net_.to(torch.device(self.device)).eval()
