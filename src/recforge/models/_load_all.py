@@ -2,4 +2,4 @@
 
 # One line per family module; keep alphabetical.
 from . import baseline, content, neighborhood, surprise_wrapper  # noqa: F401
-from .session import baselines, sasrec  # noqa: F401
+from .session import baselines, gru4rec, sasrec  # noqa: F401
