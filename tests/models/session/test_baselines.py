@@ -173,7 +173,7 @@ def _naive_knn(train_sessions, times, current, k, sample_size, weights):
             sims.append(len(common) / np.sqrt(len(set(current)) * len(set(train_sessions[n]))))
         else:
             sims.append(sum(w for item, w in weights.items() if item in set(train_sessions[n])))
-    order = sorted(range(len(cand)), key=lambda r: (-sims[r], r))[:k]
+    order = sorted(range(len(cand)), key=lambda r: (-round(sims[r], 9), r))[:k]
     scores = np.zeros(25)
     for r in order:
         for item in set(train_sessions[cand[r]]):

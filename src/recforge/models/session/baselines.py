@@ -263,11 +263,12 @@ class ItemKNNSession(_PopularityFallback, SessionRecommender):
 
 # ---------------------------------------------------------------------- session-kNN
 @numba.njit(cache=True)
-def _pick_neighbours(indptr, indices, data, session_time, sample_size, k,
+def _pick_neighbours(indptr, indices, data, rank_key, session_time, sample_size, k,
                      out_indptr, out_indices, out_data):  # pragma: no cover - compiled
     """Per row: the ``sample_size`` most recent candidate sessions, then the ``k`` most similar.
 
-    Ties in time go to the lower session index, ties in similarity to the more recent session.
+    ``rank_key`` is the similarity rounded so that values equal up to summation order tie;
+    ties in time go to the lower session index, ties in similarity to the more recent session.
     """
     for r in range(indptr.size - 1):
         a, b = indptr[r], indptr[r + 1]
@@ -275,12 +276,13 @@ def _pick_neighbours(indptr, indices, data, session_time, sample_size, k,
             continue
         cand = indices[a:b]
         sims = data[a:b]
+        keys = rank_key[a:b]
         by_recency = np.argsort(-session_time[cand], kind="mergesort")
         if by_recency.size > sample_size:
             by_recency = by_recency[:sample_size]
         cand = cand[by_recency]
         sims = sims[by_recency]
-        best = np.argsort(-sims, kind="mergesort")
+        best = np.argsort(-keys[by_recency], kind="mergesort")
         o = out_indptr[r]
         n = out_indptr[r + 1] - o
         for t in range(n):
@@ -334,8 +336,10 @@ class _SessionNeighbours(_PopularityFallback, SessionRecommender):
         np.cumsum(n_keep, out=out_indptr[1:])
         out_indices = np.empty(out_indptr[-1], dtype=np.int32)
         out_data = np.empty(out_indptr[-1], dtype=np.float64)
+        data = sim.data.astype(np.float64)
+        # similarities equal up to floating-point summation order must tie (then: more recent)
         _pick_neighbours(sim.indptr.astype(np.int64), sim.indices.astype(np.int64),
-                         sim.data.astype(np.float64), self.session_time_,
+                         data, np.round(data, 9), self.session_time_,
                          int(self.sample_size), int(self.k), out_indptr, out_indices, out_data)
         return sp.csr_matrix((out_data, out_indices, out_indptr), shape=sim.shape)
 
