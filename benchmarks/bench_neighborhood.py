@@ -264,7 +264,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-surprise", action="store_true", help="run recforge only")
     p.add_argument("--surprise-folds", type=int, default=0,
                    help="run Surprise on the first N folds only (0 = all); its time is scaled")
-    p.add_argument("--coclustering-seeds", type=int, default=3)
+    p.add_argument("--coclustering-seeds", type=int, default=5)
     p.add_argument("--sparse-top-k", type=int, default=100,
                    help="ML-1M: also run item KNNBaseline with a sparse top-k similarity")
     p.add_argument("--no-content", action="store_true")
