@@ -131,7 +131,7 @@ def session_parallel_schedule(offsets: np.ndarray, order: np.ndarray, batch_size
         run = int((end - pos).min()) - 1
         steps = pos[None, :] + np.arange(run, dtype=np.int64)[:, None]
         ev_blocks.append(steps.ravel())
-        ss_blocks.append(np.broadcast_to(slot_sess, steps.shape).ravel())
+        ss_blocks.append(np.tile(slot_sess, run))
         rs = np.zeros(steps.shape, dtype=bool)
         rs[0] = reset
         rs_blocks.append(rs.ravel())

@@ -344,5 +344,6 @@ class GRU4Rec(SessionRecommender):
             if k not in weights or weights[k].shape != v.shape:
                 raise ValueError(f"{directory / _WEIGHTS_FILE}: weight {k!r} missing or of the wrong "
                                  "shape for these hyperparameters")
-        net.params = {k: weights[k].contiguous() for k in net.params}
+        # fresh (aligned) storage: the same kernels run as for the trained model, bit for bit
+        net.params = {k: weights[k].clone(memory_format=torch.contiguous_format) for k in net.params}
         self._net = net
