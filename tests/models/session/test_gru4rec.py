@@ -432,3 +432,66 @@ def test_rsc15_one_epoch_quality():
     model.fit(ds.parts["train_full"])
     res = evaluate_next_item(model, ds.parts["test"], ks=(20,))
     assert res["recall@20"] > 0.54 and res["mrr@20"] > 0.25, res
+
+
+# ---------------------------------------------------------------------- the authors' code
+def _official_module():
+    """The official PyTorch GRU4Rec (hidasib/GRU4Rec_PyTorch_Official), run side by side; the
+    checkout lives in the git-ignored ``.official/`` or at ``$RECFORGE_GRU4REC_OFFICIAL``."""
+    env = os.environ.get("RECFORGE_GRU4REC_OFFICIAL")
+    folder = Path(env) if env else Path(__file__).resolve().parents[3] / ".official" / "GRU4Rec_PyTorch_Official"
+    if not (folder / "gru4rec_pytorch.py").exists():
+        pytest.skip("official GRU4Rec checkout not available")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gru4rec_official", folder / "gru4rec_pytorch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("loss", ["cross-entropy", "bpr-max"])
+def test_training_steps_match_official_code(loss):
+    """Same weights, inputs, targets and samples: five steps of the official model and optimizer
+    (IndexedAdagradM) and of ours give the same losses, hidden states and weights."""
+    off_mod = _official_module()
+    n_items, h, b, ns = 50, 8, 4, 6
+    xe = loss == "cross-entropy"
+    net = GRU4RecNet(n_items, [h], "constrained", 0, torch.device("cpu"))
+    net.init_weights(torch.Generator().manual_seed(0))
+    off = off_mod.GRU4RecModel(n_items, [h], 0.0, 0.0, 0, True)
+    with torch.no_grad():
+        off.Wy.weight.copy_(net.params["Wy"])
+        off.By.weight.copy_(net.params["By"])
+        for ours, theirs in (("W_ih0", "weight_ih"), ("W_hh0", "weight_hh"), ("b_ih0", "bias_ih"),
+                             ("b_hh0", "bias_hh")):
+            getattr(off.G[0], theirs).copy_(net.params[ours])
+    trainer = off_mod.GRU4Rec(layers=[h], loss=loss, batch_size=b, n_sample=ns, logq=1.0 if xe else 0.0,
+                              bpreg=1.95, elu_param=0.0 if xe else 0.5, sample_alpha=0.5,
+                              device=torch.device("cpu"))
+    counts = np.random.default_rng(1).integers(1, 30, n_items).astype(np.float64)
+    trainer.P0 = torch.tensor(counts, dtype=torch.float32)
+    log_counts = torch.log(trainer.P0)
+    opt_off = off_mod.IndexedAdagradM(off.parameters(), 0.2, 0.3)
+    opt = _AdagradMomentum(net.params, 0.2, 0.3)
+    rng = np.random.default_rng(5)
+    H_off, H = [torch.zeros(b, h)], [torch.zeros(b, h)]
+    for _ in range(5):
+        x, tgt, smp = (torch.tensor(rng.integers(0, n_items, m)) for m in (b, b, ns))
+        y = torch.cat([tgt, smp])
+        for hh in H_off:
+            hh.detach_()
+        off.zero_grad()
+        ref = trainer.loss_function(off.forward(x, H_off, y, training=True), y, b) / b
+        ref.backward()
+        opt_off.step()
+        corr = torch.cat([log_counts[tgt], 0.5 * log_counts[smp]]) if xe else None
+        got = net.train_step(x, y, H, opt, loss, b, bpreg=1.95, elu_param=0.0 if xe else 0.5,
+                             logq_correction=corr, dropout_embed=0.0, dropout_hidden=0.0,
+                             gen=torch.Generator())
+        assert got == pytest.approx(float(ref), rel=1e-5)
+        np.testing.assert_allclose(H[0].numpy(), H_off[0].detach().numpy(), atol=1e-5)
+        # Adagrad divides tiny gradients by sqrt(1e-6): float32 rounding shows at ~1e-5
+        np.testing.assert_allclose(net.params["Wy"].numpy(), off.Wy.weight.detach().numpy(), atol=5e-5)
+        np.testing.assert_allclose(net.params["W_hh0"].numpy(), off.G[0].weight_hh.detach().numpy(), atol=5e-5)
