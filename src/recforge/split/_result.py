@@ -51,7 +51,7 @@ def describe(part: Interactions | SessionEvents) -> dict:
     """Counts of one part: interactions, users and items with data (or sessions, events, items)."""
     if isinstance(part, SessionEvents):
         return {"sessions": part.n_sessions, "events": part.n_events,
-                "items": int(np.unique(part.items).size)}
+                "items": int(np.count_nonzero(np.bincount(part.items, minlength=part.n_items)))}
     return {"interactions": part.nnz, "users": int((part.user_counts > 0).sum()),
             "items": int((part.item_counts > 0).sum())}
 
@@ -69,6 +69,19 @@ def check_ratio(value, name: str) -> float:
     return value
 
 
-def random_keys(n: int, seed) -> np.ndarray:
-    """``n`` distinct-with-probability-one uniform keys, used to break ties reproducibly."""
-    return np.random.default_rng(seed).random(n)
+def order_within_users(users: np.ndarray, times: np.ndarray | None, seed) -> np.ndarray:
+    """Positions sorted by (user, time), ties in time in a random order drawn with ``seed``.
+
+    Equivalent to ``np.lexsort((random_keys, times, users))`` but several times faster on
+    millions of rows: times are replaced by their dense rank, the rows are shuffled, and one
+    stable integer argsort on ``user * n_distinct_times + time_rank`` keeps the shuffled order
+    among ties. ``times=None`` orders each user's rows randomly.
+    """
+    n = users.size
+    perm = np.random.default_rng(seed).permutation(n)
+    if times is None:
+        key = users.astype(np.int64)
+    else:
+        distinct, rank = np.unique(times, return_inverse=True)
+        key = users.astype(np.int64) * max(distinct.size, 1) + rank.ravel()
+    return perm[np.argsort(key[perm], kind="stable")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.interactions import Interactions
-from ._result import SplitResult, check_interactions, check_ratio, describe, random_keys
+from ._result import SplitResult, check_interactions, check_ratio, describe
 
 
 def holdout(data: Interactions, test_ratio: float = 0.2, seed: int | None = 0) -> SplitResult:
@@ -112,16 +112,24 @@ def leave_one_out(data: Interactions, mode: str = "latest", seed: int | None = 0
     min_interactions = int(min_interactions)
     if min_interactions < 1:
         raise ValueError("min_interactions must be at least 1")
-    keys = random_keys(data.nnz, seed)
-    # Interactions are sorted by user; within each user order by (time, random key) and take the
-    # last position of each user's block.
-    order = np.lexsort((keys, data.users)) if mode == "random" else \
-        np.lexsort((keys, data.timestamps, data.users))
     counts = data.user_counts
-    ends = np.cumsum(counts)
     eligible = counts >= min_interactions
+    # Rows are grouped by user, so per-user maxima are segment reductions (linear time, no sort):
+    # among a user's rows at its latest time (every row for 'random'), the largest random key wins.
+    has_rows = counts > 0
+    starts = (np.cumsum(counts) - counts)[has_rows]
+    seg_len = counts[has_rows]
+    keys = np.random.default_rng(seed).random(data.nnz)
+    if mode == "latest":
+        latest = np.repeat(np.maximum.reduceat(data.timestamps, starts), seg_len) if starts.size else keys
+        keys = np.where(data.timestamps == latest, keys, -1.0)
+    best = np.repeat(np.maximum.reduceat(keys, starts), seg_len) if starts.size else keys
+    winners = np.flatnonzero(keys == best)
+    first = np.ones(winners.size, dtype=bool)  # one per user even if two keys were equal
+    first[1:] = data.users[winners[1:]] != data.users[winners[:-1]]
+    winners = winners[first]
     is_test = np.zeros(data.nnz, dtype=bool)
-    is_test[order[ends[eligible] - 1]] = True
+    is_test[winners[eligible[data.users[winners]]]] = True
     result = _two_parts(data, is_test, "leave_one_out",
                         {"mode": mode, "seed": seed, "min_interactions": min_interactions})
     n_short = int(((counts > 0) & ~eligible).sum())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.interactions import Interactions
-from ._result import SplitResult, check_interactions, check_ratio, random_keys
+from ._result import SplitResult, check_interactions, check_ratio, order_within_users
 from .random import _two_parts
 
 
@@ -91,7 +91,7 @@ def temporal_per_user(data: Interactions, test_ratio: float = 0.2,
     counts = data.user_counts
     # np.round rounds half to even; floor(x + 0.5) rounds half up, which is what the docs say
     n_test = np.minimum(np.floor(test_ratio * counts + 0.5).astype(np.int64), np.maximum(counts - 1, 0))
-    order = np.lexsort((random_keys(data.nnz, seed), times, data.users))
+    order = order_within_users(data.users, times, seed)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     rank = np.arange(data.nnz) - np.repeat(starts, counts)  # position within the user, by time
     is_test = np.zeros(data.nnz, dtype=bool)
