@@ -85,3 +85,13 @@ def test_add_categorical_without_separator_and_repeated_values():
     f.add_categorical("tag", np.array([0, 2, 2]), ["x", "y", "y"], None)
     m, vocab = f.categorical["tag"]
     assert vocab == ["x", "y"] and m.toarray().tolist() == [[1, 0], [0, 0], [0, 1]]
+
+
+def test_repeated_rows_for_one_item_keep_the_first_and_are_counted(caplog):
+    df = pd.DataFrame({"item": [1, 2, 1], "title": ["First", "Two", "Second"], "genres": ["a", "b", "c"]})
+    with caplog.at_level("WARNING"):
+        f = ItemFeatures.from_dataframe(df, IdMap([1, 2]), title="title", categorical={"genres": "|"})
+    assert f.duplicate_rows == 1 and "1 repeated rows" in caplog.text
+    assert f.titles.tolist() == ["First", "Two"]
+    matrix, vocab = f.categorical["genres"]
+    assert vocab == ["a", "b"] and matrix.toarray().tolist() == [[1, 0], [0, 1]]

@@ -7,6 +7,7 @@ an all-zero row *and* ``False`` in the mask, never a silent zero.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +15,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .idmap import IdMap
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +47,7 @@ class ItemFeatures:
     text: dict = field(default_factory=dict)
     present: dict = field(default_factory=dict)
     unmatched: int = 0  # feature rows whose item is not in item_map (counted, not kept)
+    duplicate_rows: int = 0  # repeated rows for one item: the first is kept, the rest counted
 
     @property
     def n_items(self) -> int:
@@ -85,7 +89,14 @@ class ItemFeatures:
         """
         rows = item_map.to_inner(df[item].to_numpy(), missing="mask")
         ok = rows >= 0
-        out = cls(item_map=item_map, unmatched=int((~ok).sum()))
+        # a second row for the same item would silently overwrite (or, for categories, merge
+        # into) the first: keep the first and count the others
+        repeated = ok & pd.Index(rows).duplicated(keep="first")
+        out = cls(item_map=item_map, unmatched=int((~ok).sum()), duplicate_rows=int(repeated.sum()))
+        if out.duplicate_rows:
+            logger.warning("item features: %d repeated rows for the same item ignored (first kept)",
+                           out.duplicate_rows)
+        ok &= ~repeated
         df = df.loc[ok]
         rows = rows[ok]
         n = len(item_map)
