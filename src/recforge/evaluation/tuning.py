@@ -268,9 +268,6 @@ class OptunaSearch(_SearchCV):
         except ImportError as exc:
             raise ImportError("OptunaSearch needs optuna: pip install 'recforge[tune]'") from exc
         self._setup(data)
-        sampler = optuna.samplers.TPESampler(seed=self.seed)
-        direction = "maximize" if self.higher_is_better_ else "minimize"
-        self.study_ = optuna.create_study(direction=direction, sampler=sampler)
 
         def objective(trial):
             score = self._score(self._suggest(trial))
@@ -279,8 +276,11 @@ class OptunaSearch(_SearchCV):
             return score
 
         verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # trial lines go to our log instead
         try:
+            sampler = optuna.samplers.TPESampler(seed=self.seed)
+            direction = "maximize" if self.higher_is_better_ else "minimize"
+            self.study_ = optuna.create_study(direction=direction, sampler=sampler)
             self.study_.optimize(objective, n_trials=self.n_trials, timeout=self.timeout,
                                  show_progress_bar=self.progress)
         finally:
