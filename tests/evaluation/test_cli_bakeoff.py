@@ -93,3 +93,8 @@ def test_bad_experiment_files(tmp_path, capsys, text, message):
 def test_bad_param_flag(capsys):
     assert main(["bakeoff", "--param", "Nope.x=1", "--no-progress"]) == 2
     assert "no model 'Nope'" in capsys.readouterr().err
+
+
+def test_unknown_sample_user_is_a_usage_error(capsys):
+    assert main(["bakeoff", "--sample-user", "no-such-user", "--no-progress", "--formats", "json"]) == 2
+    assert "sample user" in capsys.readouterr().err

@@ -260,6 +260,11 @@ def run(args: argparse.Namespace) -> int:
             ev.folds(p)
         except (TypeError, ValueError) as e:
             raise _usage(f"{p.label}: {e}") from None
+    if sample_user is not None:
+        try:
+            ev.check_sample_user(sample_user)
+        except (KeyError, ValueError) as e:
+            raise _usage(str(e.args[0])) from None
     t0 = time.perf_counter()
     results = ev.run(sample_user=sample_user, sample_k=int(run_conf.get("sample_k", 10)))
     elapsed = time.perf_counter() - t0

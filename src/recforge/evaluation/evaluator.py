@@ -142,6 +142,8 @@ class Evaluator:
         """
         if not self.models:
             raise ValueError("no models added; call add() first")
+        if sample_user is not None:
+            self.check_sample_user(sample_user)  # fail before hours of fitting, not after
         entries: list[ModelResult] = []
         protocols_conf: dict[str, dict] = {}
         for protocol in self.protocols:
@@ -239,11 +241,7 @@ class Evaluator:
         Returns model name -> rows ``{"rank", "item", "title", "score"}``; session-only models
         are left out (they recommend for sessions, not users).
         """
-        inter = self.data.interactions if isinstance(self.data, Dataset) else self.data
-        if not isinstance(inter, Interactions):
-            raise ValueError("sample top-N lists need user x item interactions")
-        if inter.user_map.to_inner([user], missing="mask")[0] < 0:
-            raise KeyError(f"user {user!r} is not in the data")
+        inter = self.check_sample_user(user)
         feats = self.dataset.item_features if self.dataset is not None else None
         out: dict[str, list[dict]] = {}
         for name, proto in self.models.items():
@@ -263,6 +261,15 @@ class Evaluator:
             out[name] = [{"rank": r + 1, "item": _plain_id(item), "title": str(t), "score": float(s)}
                          for r, (item, t, s) in enumerate(zip(rec.items[0][ok], titles, rec.scores[0][ok], strict=True))]
         return out
+
+    def check_sample_user(self, user) -> Interactions:
+        """The interactions, after checking that raw ``user`` is in them (KeyError if not)."""
+        inter = self.data.interactions if isinstance(self.data, Dataset) else self.data
+        if not isinstance(inter, Interactions):
+            raise ValueError("sample top-N lists need user x item interactions")
+        if inter.user_map.to_inner([user], missing="mask")[0] < 0:
+            raise KeyError(f"sample user {user!r} is not in the data")
+        return inter
 
     # ------------------------------------------------------------------ configuration
     def config(self) -> dict:
