@@ -52,7 +52,7 @@ else:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 DEFAULT_MODELS = ("Random", "BaselineOnly", "MostPopular")
-DEFAULT_OUT = "bakeoff-results"
+DEFAULT_OUT = "results/bakeoff"
 _SECTIONS = {"dataset": {"name", "path", "data_dir", "options"},
              "output": {"dir", "formats"},
              "run": {"seed", "sample_user", "sample_k", "progress", "memory", "confidence",
