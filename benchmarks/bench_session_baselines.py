@@ -20,6 +20,7 @@ Usage::
     python benchmarks/bench_session_baselines.py
     python benchmarks/bench_session_baselines.py --datasets rsc15-100k --models ItemKNNSession VSKNN
     python benchmarks/bench_session_baselines.py --reference
+    python benchmarks/bench_session_baselines.py --models SASRec:loss=ce,augment=True
 
 Data come from ``../shared/data`` beside the repository (override with RECFORGE_SHARED_DATA).
 """
@@ -27,6 +28,7 @@ Data come from ``../shared/data`` beside the repository (override with RECFORGE_
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import os
@@ -40,7 +42,7 @@ import torch
 from recforge.metrics.session import evaluate_next_item
 from recforge.models.base import available_models, get_model_class
 
-MODELS = ["SPop", "MarkovChain", "ItemKNNSession", "SKNN", "VSKNN", "SASRec", "GRU4Rec"]
+MODELS = ["SPop", "MarkovChain", "ItemKNNSession", "SKNN", "VSKNN", "SASRec", "SASRec:loss=ce", "GRU4Rec"]
 KS = (1, 5, 10, 20)
 
 
@@ -66,9 +68,17 @@ def load(name: str):
     raise SystemExit(f"unknown data set {name!r}")
 
 
-def make_model(name: str):
+def make_model(spec: str):
+    """A model from ``Name`` or ``Name:param=value,param=value`` (values parsed as Python literals)."""
+    name, _, rest = spec.partition(":")
     cls = get_model_class(name)
     params = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            params[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[key] = value
     if "random_state" in cls._param_names():
         params["random_state"] = 0
     if "n_threads" in cls._param_names():
@@ -161,7 +171,7 @@ def main(argv=None) -> int:
             continue
         train, test = data
         for name in args.models:
-            if name not in known:
+            if name.partition(":")[0] not in known:
                 print(json.dumps({"model": name, "dataset": dataset, "skipped": "not registered"}), flush=True)
                 continue
             model = make_model(name)
