@@ -68,7 +68,7 @@ def test_text(features):
 def test_summary_counts_present_items(features):
     s = features.summary()
     assert s == {"title": 2, "genres": 2, "year": 2, "visual": 2, "plot": 2, "items": 4,
-                 "unmatched_rows": 1}
+                 "unmatched_rows": 1, "duplicate_rows": 0}
 
 
 def test_add_numeric_checks_length_and_title_fallback():

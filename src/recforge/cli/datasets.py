@@ -166,10 +166,12 @@ def format_summary(summary: dict) -> str:
     if feats:
         n = feats.get("items", 0)
         have = ", ".join(f"{k} {v:,}/{n:,}" for k, v in feats.items()
-                         if k not in ("items", "unmatched_rows"))
+                         if k not in ("items", "unmatched_rows", "duplicate_rows"))
         out.append(f"item features: {have}")
         if feats.get("unmatched_rows"):
             out.append(f"  feature rows for items without interactions: {feats['unmatched_rows']:,}")
+        if feats.get("duplicate_rows"):
+            out.append(f"  repeated feature rows (first kept): {feats['duplicate_rows']:,}")
     uf = summary.get("user_features")
     if uf:
         out.append(f"user features: {uf['users']:,} users ({', '.join(uf['columns'])})")

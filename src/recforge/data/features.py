@@ -148,4 +148,5 @@ class ItemFeatures:
 
     def summary(self) -> dict:
         return {name: int(mask.sum()) for name, mask in self.present.items()} | {
-            "items": self.n_items, "unmatched_rows": self.unmatched}
+            "items": self.n_items, "unmatched_rows": self.unmatched,
+            "duplicate_rows": self.duplicate_rows}
