@@ -181,3 +181,26 @@ def test_perfect_scores_give_one():
     scores[np.arange(3), targets] = 1.0
     r = rank_of_target(scores, targets)
     assert recall_at_k(r, 1) == 1.0 and mrr_at_k(r, 1) == 1.0
+
+
+@pytest.mark.parametrize("model_name", ["SPop", "VSKNN"])
+def test_walk_equals_direct_prefix_ranking(model_name):
+    """The session-parallel walk gives the ranks of scoring every prefix on its own."""
+    from recforge.models.base import get_model_class
+
+    rng = np.random.default_rng(11)
+    seqs = {s: list(rng.integers(0, 15, size=rng.integers(1, 8))) for s in range(60)}
+    seqs[60] = list(range(15))
+    train = _sessions(_events({s: q for s, q in seqs.items() if s % 3 or s == 60}))
+    test = _sessions(_events({s: q for s, q in seqs.items() if s % 3 == 0 and s != 60}),
+                     item_map=train.item_map)
+    model = get_model_class(model_name)().fit(train)
+    expected = []
+    for s in range(test.n_sessions):
+        seq = test.session(s)
+        for t in range(1, len(seq)):
+            scores = model._score_next([seq[:t]])
+            expected.append(rank_of_target(scores, seq[t:t + 1])[0])
+    for batch_size in (3, 512):
+        res = evaluate_next_item(model, test, batch_size=batch_size)
+        np.testing.assert_array_equal(res["ranks"], expected)
