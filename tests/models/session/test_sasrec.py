@@ -79,13 +79,31 @@ def test_same_seed_same_scores_and_save_load(fitted, cyclic, tmp_path):
     assert (tmp_path / "sasrec" / "weights.safetensors").exists()
 
 
-def test_streaming_batch_and_truncation(fitted):
-    # the streaming walk re-scores prefixes: equal to scoring each prefix alone
-    state = fitted.init_state(2)
-    got = fitted.advance(state, np.array([3, 8]), np.array([True, True]))
-    got = fitted.advance(state, np.array([4, 9]), np.array([False, False]))
-    single = fitted._score_next([np.array([3, 4])])
-    np.testing.assert_allclose(got[0], single[0], rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize("num_heads", [1, 2])
+def test_cached_streaming_equals_full_forward(cyclic, num_heads):
+    """advance() decodes incrementally with key/value caches; sessions outgrow max_len=4."""
+    model = SASRec(hidden=8, max_len=4, num_heads=num_heads, epochs=1, random_state=0,
+                   n_threads=1).fit(cyclic)
+    rng = np.random.default_rng(0)
+    state = model.init_state(3)
+    prefixes = [[], [], []]
+    for step in range(14):
+        items = rng.integers(0, N_ITEMS, size=3)
+        reset = (rng.random(3) < 0.15) | (step == 0)
+        for j in range(3):
+            prefixes[j] = [] if reset[j] else prefixes[j]
+            prefixes[j].append(int(items[j]))
+        got = model.advance(state, items, reset)
+        expected = model._score_next([np.array(p) for p in prefixes])
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert max(len(p) for p in prefixes) > 4  # the window-rebuild path ran
+
+
+def test_batch_equals_single_and_truncation(fitted):
+    sessions = [np.array([3, 4]), np.array([8, 9, 10, 11])]
+    batch = fitted._score_next(sessions)
+    for j, s in enumerate(sessions):
+        np.testing.assert_allclose(batch[j], fitted._score_next([s])[0], rtol=1e-5, atol=1e-5)
     # only the last max_len events matter
     long = np.arange(20) % N_ITEMS
     np.testing.assert_allclose(fitted._score_next([long]), fitted._score_next([long[-8:]]), rtol=1e-6)

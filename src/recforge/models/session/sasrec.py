@@ -298,6 +298,78 @@ class SASRec(SessionRecommender):
                     out[b:b + chunk] = (h @ self.net_.item_weights().T).cpu().numpy()
         return out
 
+    # ------------------------------------------------------------------ streaming
+    def init_state(self, n_slots: int) -> dict:
+        """Per-slot key/value caches of every attention layer (incremental decoding).
+
+        Because the network is causal, the keys and values of earlier positions never change
+        when an event is appended, so :meth:`advance` computes only the new position. A slot
+        whose session outgrows ``max_len`` is rebuilt from its last ``max_len`` events (the
+        positions shift), which equals :meth:`_score_next` on the truncated session.
+        """
+        d, n_layers = self.hidden, self.num_blocks
+        shape = (n_slots, self.max_len, d)
+        return {"items": np.zeros((n_slots, self.max_len), dtype=np.int64),
+                "length": np.zeros(n_slots, dtype=np.int64),
+                "keys": [torch.zeros(shape, device=self.device) for _ in range(n_layers)],
+                "values": [torch.zeros(shape, device=self.device) for _ in range(n_layers)]}
+
+    def advance(self, state: dict, items: np.ndarray, reset: np.ndarray) -> np.ndarray:
+        items = np.asarray(items, dtype=np.int64)
+        reset = np.asarray(reset, dtype=bool)
+        state["length"][reset] = 0
+        full = np.flatnonzero(state["length"] >= self.max_len)
+        with self._threads(), torch.no_grad():
+            self.net_.eval()
+            if full.size:  # drop the oldest event and rebuild these slots' caches
+                window = np.concatenate([state["items"][full, 1:], items[full, None]], axis=1)
+                sub = self.init_state(full.size)
+                for t in range(self.max_len):
+                    rebuilt = self._step(sub, window[:, t], np.arange(full.size))
+                state["items"][full] = sub["items"]
+                state["length"][full] = sub["length"]
+                for layer in range(self.num_blocks):
+                    state["keys"][layer][full] = sub["keys"][layer]
+                    state["values"][layer][full] = sub["values"][layer]
+            rows = np.setdiff1d(np.arange(items.size), full)
+            out = torch.empty(items.size, self.hidden, device=self.device)
+            if rows.size:
+                out[torch.from_numpy(rows)] = self._step(state, items[rows], rows)
+            if full.size:
+                out[torch.from_numpy(full)] = rebuilt
+            return (out @ self.net_.item_weights().T).cpu().numpy()
+
+    def _step(self, state: dict, items: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+        """Append one event to slots ``rows``; the final hidden state of each, (len(rows), d)."""
+        net = self.net_
+        pos = state["length"][rows]
+        state["items"][rows, pos] = items
+        state["length"][rows] = pos + 1
+        device = torch.device(self.device)
+        rows_t = torch.from_numpy(rows).to(device)
+        pos_t = torch.from_numpy(pos).to(device)
+        x = net.item_emb(torch.from_numpy(items + 1).to(device)) * math.sqrt(self.hidden) + net.pos_emb(pos_t)
+        n_heads, d = self.num_heads, self.hidden
+        head = d // n_heads
+        width = int(pos.max()) + 1
+        visible = torch.arange(width, device=device)[None, :] <= pos_t[:, None]  # (n, width)
+        for layer, (norm, attn, ffn_norm, ffn) in enumerate(zip(net.attn_norms, net.attns, net.ffn_norms,
+                                                                 net.ffns, strict=True)):
+            h = norm(x)
+            w_q, w_k, w_v = attn.in_proj_weight.chunk(3)
+            b_q, b_k, b_v = attn.in_proj_bias.chunk(3)
+            state["keys"][layer][rows_t, pos_t] = h @ w_k.T + b_k
+            state["values"][layer][rows_t, pos_t] = h @ w_v.T + b_v
+            keys = state["keys"][layer][rows_t, :width].view(-1, width, n_heads, head)
+            values = state["values"][layer][rows_t, :width].view(-1, width, n_heads, head)
+            q = ((h @ w_q.T + b_q) / math.sqrt(head)).view(-1, 1, n_heads, head)
+            logits = (q * keys).sum(-1).masked_fill(~visible[:, :, None], float("-inf"))  # (n, width, H)
+            weights = torch.softmax(logits, dim=1)
+            a = (weights[..., None] * values).sum(1).reshape(-1, d)
+            x = x + attn.out_proj(a)
+            x = x + ffn(ffn_norm(x))
+        return net.last_norm(x)
+
     # ------------------------------------------------------------------ persistence
     def _save_extra(self, directory: Path, arrays: dict, state_spec: dict) -> None:
         from safetensors.torch import save_file
