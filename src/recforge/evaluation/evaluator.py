@@ -8,11 +8,12 @@
 
 Each protocol splits the data once; every model that the protocol applies to (decided from the
 model's declared ``capabilities``, never from its name) is cloned, fitted on each fold's
-training part and scored on its test part. Wall times come from ``time.perf_counter``; peak
-memory from :mod:`tracemalloc`, which sees Python and NumPy allocations (NumPy reports its
-buffers to tracemalloc) but not memory that torch or Numba-compiled code allocate natively, so
-for those models the number is a lower bound; ``memory=False`` turns it off (tracemalloc slows
-allocation-heavy Python code).
+training part and scored on its test part. Wall times come from ``time.perf_counter`` on
+untraced runs. Peak memory comes from :mod:`tracemalloc` during one extra fit + evaluation of
+the first fold per model (tracing slows allocation-heavy Python code, so it is kept apart from
+the timed runs); it sees Python and NumPy allocations (NumPy reports its buffers to
+tracemalloc) but not memory that torch or Numba-compiled code allocate natively, so for those
+models the number is a lower bound. ``memory=False`` skips the extra run.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from .results import SQRT_METRICS, ModelResult, Results
 
 log = logging.getLogger(__name__)
 
-MEMORY_METHOD = ("tracemalloc peak during fit + evaluation (Python and NumPy allocations; "
-                 "native torch/Numba buffers not included)")
+MEMORY_METHOD = ("tracemalloc peak during a separate fit + evaluation of the first fold (Python "
+                 "and NumPy allocations; native torch/Numba buffers not included); times come "
+                 "from untraced runs")
 
 
 def _progress(iterable, total: int, desc: str, enabled: bool):
@@ -68,7 +70,8 @@ class Evaluator:
     n_resamples : int
         Bootstrap resamples.
     memory : bool
-        Measure peak memory with tracemalloc.
+        Measure peak memory with tracemalloc, in one extra traced run of the first fold per
+        model and protocol (times always come from the untraced runs).
     progress : bool
         Show tqdm progress bars.
 
@@ -158,9 +161,11 @@ class Evaluator:
             if skipped:
                 log.info("%s: not applicable to %s (capabilities)", protocol.label, ", ".join(skipped))
                 protocols_conf[protocol.name]["not_applicable"] = skipped
-            steps = [(name, m, fold) for name, m in todo for fold in folds]
+            steps = [(name, m, fold, False) for name, m in todo for fold in folds]
+            if self.memory:  # one extra traced run of the first fold per model
+                steps += [(name, m, folds[0], True) for name, m in todo]
             current: dict[str, ModelResult] = {}
-            for name, proto_model, fold in _progress(steps, len(steps), protocol.name, self.progress):
+            for name, proto_model, fold, trace in _progress(steps, len(steps), protocol.name, self.progress):
                 entry = current.get(name)
                 if entry is None:
                     entry = current[name] = ModelResult(
@@ -170,7 +175,10 @@ class Evaluator:
                 if entry.error is not None:
                     continue
                 try:
-                    self._run_fold(protocol, fold, proto_model, entry)
+                    if trace:
+                        self._measure_memory(protocol, fold, proto_model, entry)
+                    else:
+                        self._run_fold(protocol, fold, proto_model, entry)
                 except Exception as exc:  # one failing model must not sink the bake-off
                     if raise_errors:
                         raise
@@ -189,37 +197,49 @@ class Evaluator:
         name = name or getattr(model, "name", type(model).__name__)
         entry = ModelResult(model=name, protocol=protocol.name, params=model.get_params(),
                             model_class=type(model).__name__)
-        for fold in self.folds(protocol):
+        folds = self.folds(protocol)
+        for fold in folds:
             self._run_fold(protocol, fold, model, entry)
+        if self.memory and folds:
+            self._measure_memory(protocol, folds[0], model, entry)
         return entry
 
     def _run_fold(self, protocol: Protocol, fold: Fold, proto_model, entry: ModelResult) -> None:
+        """Fit a clone on the fold and score it; times are taken without memory tracing."""
         ctx = self._context(protocol, fold)
         model = clone(proto_model)
-        if self.memory:
-            was_tracing = tracemalloc.is_tracing()
-            if not was_tracing:
-                tracemalloc.start()
-            tracemalloc.reset_peak()
-            base = tracemalloc.get_traced_memory()[0]
-        try:
-            t0 = time.perf_counter()
-            model.fit(protocol.fit_part(fold), **self._fit_kwargs(model, fold))
-            t1 = time.perf_counter()
-            ev: FoldEval = protocol.evaluate(model, fold, ctx)
-            t2 = time.perf_counter()
-        finally:
-            if self.memory:
-                peak = tracemalloc.get_traced_memory()[1] - base
-                if not was_tracing:
-                    tracemalloc.stop()
+        t0 = time.perf_counter()
+        model.fit(protocol.fit_part(fold), **self._fit_kwargs(model, fold))
+        t1 = time.perf_counter()
+        ev: FoldEval = protocol.evaluate(model, fold, ctx)
+        t2 = time.perf_counter()
         entry.fit_seconds.append(t1 - t0)
         entry.eval_seconds.append(t2 - t1)
-        if self.memory:
-            entry.peak_memory_bytes = max(entry.peak_memory_bytes or 0, int(peak))
         for reason, n in (getattr(model, "fallbacks_", None) or {}).items():
             entry.fallbacks[reason] = entry.fallbacks.get(reason, 0) + int(n)
         _accumulate(entry, ev)
+
+    def _measure_memory(self, protocol: Protocol, fold: Fold, proto_model, entry: ModelResult) -> None:
+        """Peak memory of one more fit + evaluation of ``fold`` under tracemalloc.
+
+        A separate run, so that tracing (which slows allocation-heavy Python code) never
+        inflates the reported times; its metrics are discarded.
+        """
+        ctx = self._context(protocol, fold)
+        model = clone(proto_model)
+        was_tracing = tracemalloc.is_tracing()
+        if not was_tracing:
+            tracemalloc.start()
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        try:
+            model.fit(protocol.fit_part(fold), **self._fit_kwargs(model, fold))
+            protocol.evaluate(model, fold, ctx)
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            if not was_tracing:
+                tracemalloc.stop()
+        entry.peak_memory_bytes = int(peak)
 
     def _fit_kwargs(self, model, fold: Fold) -> dict:
         from ..models.base import ITEM_FEATURES
