@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .protocols import metric_base
+from .protocols import higher_is_better, metric_base
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,14 @@ def metric_bars(results, pname: str) -> str | None:
         ax.bar(x, vals, yerr=err, capsize=3, color=[colors[j % len(colors)] for j in x])
         ax.set_xticks(x)
         ax.set_xticklabels([e.model for e in es], rotation=30, ha="right", fontsize=8)
-        ax.set_title(m + ("  (lower is better)" if metric_base(m) in ("rmse", "mae") else ""), fontsize=9)
+        ax.set_title(m + ("  (lower is better)" if not higher_is_better(m) else ""), fontsize=9)
         ax.tick_params(axis="y", labelsize=8)
     for ax in axes.ravel()[len(metrics):]:
         ax.axis("off")
     fig.suptitle(f"{_title(results, pname)}: mean over folds, {results.confidence:.0%} bootstrap CI",
                  fontsize=10)
     # fixed margins: tight_layout measures every label and costs seconds per figure
-    fig.subplots_adjust(left=0.06, right=0.98, top=1 - 0.45 / (2.8 * nrow), bottom=0.9 / (2.8 * nrow),
+    fig.subplots_adjust(left=0.06, right=0.98, top=1 - 0.75 / (2.8 * nrow), bottom=0.9 / (2.8 * nrow),
                         hspace=0.75, wspace=0.3)
     return _png(fig)
 
@@ -189,12 +189,12 @@ def _num(v, digits: int = 4) -> str:
 def _pval(p) -> str:
     if p is None or not np.isfinite(p):
         return "-"
+    if p == 0.0:
+        return "&lt; 1e-300"  # below double precision, not exactly zero
     return f"{p:.2e}" if p < 1e-4 else f"{p:.4f}"
 
 
 def _protocol_section(results, pname: str) -> str:
-    from .protocols import higher_is_better
-
     conf = results.protocols[pname]
     es = [e for e in results.entries if e.protocol == pname]
     badge = '<span class="sampled">SAMPLED — not full ranking</span>' if conf.get("sampled") else ""
