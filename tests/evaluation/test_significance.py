@@ -3,6 +3,9 @@ point estimate, seeded reproducibility, agreement with scipy.stats.bootstrap, ra
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from scipy import stats
 
 from recforge.evaluation.significance import bootstrap_ci, holm, paired_test, pairwise_tests
@@ -111,3 +114,22 @@ def test_bootstrap_width_shrinks_with_more_units():
 def test_bootstrap_empty_is_nan():
     lo, hi = bootstrap_ci(np.array([np.nan, np.nan]))
     assert np.isnan(lo) and np.isnan(hi)
+
+_vals = arrays(np.float64, st.integers(2, 60), elements=st.floats(0, 1, allow_nan=False))
+
+
+@settings(max_examples=40, deadline=None)
+@given(_vals, st.integers(0, 2**31 - 1))
+def test_bootstrap_bounds_property(x, seed):
+    lo, hi = bootstrap_ci(x, n_resamples=200, seed=seed)
+    assert x.min() - 1e-12 <= lo <= hi <= x.max() + 1e-12
+
+
+@settings(max_examples=40, deadline=None)
+@given(_vals, st.integers(0, 2**31 - 1))
+def test_paired_tests_are_symmetric(a, seed):
+    b = np.random.default_rng(seed).random(a.size)
+    for method in ("t", "wilcoxon"):
+        ab, ba = paired_test(a, b, method), paired_test(b, a, method)
+        assert ab["mean_diff"] == pytest.approx(-ba["mean_diff"])
+        assert ab["pvalue"] == pytest.approx(ba["pvalue"], nan_ok=True)
