@@ -186,3 +186,21 @@ def test_course_exercise_on_ml_latest_small():
         out[name] = float(np.sqrt(np.mean((pred - test.values) ** 2)))
     assert out["genres"] < out["year"] < out["mise_en_scene"], out
     assert 0.90 < out["genres"] < 0.99 and out["mise_en_scene"] < 1.1, out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_knn_mean_selection_with_ties(seed):
+    """Partition-based top-k equals a stable sort, ties (frequent with genres) to the lower column."""
+    from recforge.models.content import _knn_mean
+
+    rng = np.random.default_rng(seed)
+    block = rng.integers(-2, 4, (30, 25)) / 3.0  # few distinct values: many ties
+    ratings = rng.integers(1, 6, 25).astype(float)
+    for k in (1, 3, 10, 25, 40):
+        est, ok = _knn_mean(block, ratings, k)
+        for r in range(block.shape[0]):
+            top = np.argsort(-block[r], kind="stable")[:k]
+            w = np.clip(block[r, top], 0, None)
+            assert ok[r] == (w.sum() > 0)
+            if ok[r]:
+                np.testing.assert_allclose(est[r], (w * ratings[top]).sum() / w.sum())

@@ -363,13 +363,17 @@ def _knn_mean(block: np.ndarray, ratings: np.ndarray, k: int) -> tuple[np.ndarra
     mean rating of the ``k`` most similar items (ties to the lower column), positive only."""
     n_rows, n_cols = block.shape
     if n_cols > k:
-        # stable ranking by similarity: ties broken by column (item) order
-        order = np.argsort(-block, axis=1, kind="stable")[:, :k]
-        sims = np.take_along_axis(block, order, axis=1)
-        rs = ratings[order]
+        # k-th largest per row by partition (O(n)); of the entries tied with it, the first ones
+        # in column (item) order fill the remaining places
+        kth = np.partition(block, n_cols - k, axis=1)[:, n_cols - k][:, None]
+        above = block > kth
+        tied = block == kth
+        room = k - above.sum(axis=1, keepdims=True)
+        chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))
+        sims = np.where(chosen, block, 0.0)
     else:
         sims = block
-        rs = np.broadcast_to(ratings, block.shape)
+    rs = np.broadcast_to(ratings, block.shape)
     w = np.where(sims > 0, sims, 0.0)
     total = w.sum(axis=1)
     ok = total > 0
