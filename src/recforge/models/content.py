@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from ..data.features import ItemFeatures
 from ..data.interactions import Interactions
 from .base import ITEM_FEATURES, RANKING, RATING, SIMILAR_ITEMS, Recommender, register
+from .neighborhood._kernels import topk_weighted_mean
 from .neighborhood.knn import als_baselines
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ KINDS = ("cosine", "tfidf", "year", "standardized_cosine")
 # ranking scores of items that cannot be predicted from content are pushed this far below the
 # rating scale, keeping their fallback order among themselves
 NO_NEIGHBOUR_PENALTY = 1000.0
+# categorical features with at most this many values are kept as dense item vectors
+DENSE_VOCABULARY = 256
 
 
 def _l2_normalise(m):
@@ -157,7 +160,11 @@ class ContentSimilarity:
                 dense[name] = _l2_normalise(standardise(features.numeric[name], present))
             elif kind == "cosine":
                 if name in features.categorical:
-                    sparse[name] = _l2_normalise(features.categorical[name][0])
+                    onehot = features.categorical[name][0]
+                    # a short vocabulary (genres) multiplies faster as a dense array
+                    dense_ok = onehot.shape[1] <= DENSE_VOCABULARY
+                    (dense if dense_ok else sparse)[name] = _l2_normalise(
+                        onehot.toarray() if dense_ok else onehot)
                 elif name in features.numeric:
                     v = np.nan_to_num(np.asarray(features.numeric[name], np.float64))
                     dense[name] = _l2_normalise(v[:, None] if v.ndim == 1 else v)
@@ -207,9 +214,12 @@ class ContentSimilarity:
         if self.combine == "sum":
             total = sum(w for w, _ in parts)
             return sum(w * s for w, s in parts) / (total if total else 1.0)
-        out = np.ones((rows.size, cols.size))
+        out = None
         for w, s in parts:
-            out *= np.where(s > 0, np.power(np.maximum(s, 1e-300), w), 0.0)
+            factor = np.maximum(s, 0.0)
+            if w != 1.0:
+                np.power(factor, w, out=factor, where=factor > 0)
+            out = factor if out is None else out * factor
         return out
 
     # state for save/load (arrays only)
@@ -361,21 +371,5 @@ class ContentKNN(Recommender):
 def _knn_mean(block: np.ndarray, ratings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``block`` (similarities to the user's rated items): the similarity-weighted
     mean rating of the ``k`` most similar items (ties to the lower column), positive only."""
-    n_rows, n_cols = block.shape
-    if n_cols > k:
-        # k-th largest per row by partition (O(n)); of the entries tied with it, the first ones
-        # in column (item) order fill the remaining places
-        kth = np.partition(block, n_cols - k, axis=1)[:, n_cols - k][:, None]
-        above = block > kth
-        tied = block == kth
-        room = k - above.sum(axis=1, keepdims=True)
-        chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))
-        sims = np.where(chosen, block, 0.0)
-    else:
-        sims = block
-    rs = np.broadcast_to(ratings, block.shape)
-    w = np.where(sims > 0, sims, 0.0)
-    total = w.sum(axis=1)
-    ok = total > 0
-    est = np.divide((w * rs).sum(axis=1), total, out=np.zeros(n_rows), where=ok)
-    return est, ok
+    return topk_weighted_mean(np.ascontiguousarray(block, dtype=np.float64),
+                              np.ascontiguousarray(ratings, dtype=np.float64), int(k))
