@@ -34,7 +34,7 @@ import scipy.sparse as sp
 from ..data.features import ItemFeatures
 from ..data.interactions import Interactions
 from .base import ITEM_FEATURES, RANKING, RATING, SIMILAR_ITEMS, Recommender, register
-from .neighborhood._kernels import topk_weighted_mean
+from .neighborhood._kernels import topk_weighted_mean, topk_weighted_mean_serial
 from .neighborhood.knn import als_baselines
 
 logger = logging.getLogger(__name__)
@@ -371,5 +371,6 @@ class ContentKNN(Recommender):
 def _knn_mean(block: np.ndarray, ratings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``block`` (similarities to the user's rated items): the similarity-weighted
     mean rating of the ``k`` most similar items (ties to the lower column), positive only."""
-    return topk_weighted_mean(np.ascontiguousarray(block, dtype=np.float64),
+    kernel = topk_weighted_mean if block.size > 200_000 else topk_weighted_mean_serial
+    return kernel(np.ascontiguousarray(block, dtype=np.float64),
                               np.ascontiguousarray(ratings, dtype=np.float64), int(k))

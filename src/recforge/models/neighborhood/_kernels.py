@@ -310,3 +310,42 @@ def topk_weighted_mean(block, ratings, k):
             est[r] = num / den
             ok[r] = True
     return est, ok
+
+
+@njit(cache=True)
+def topk_weighted_mean_serial(block, ratings, k):
+    """Per row of ``block`` (similarities of a target item to the user's rated items, in item
+    order): the similarity-weighted mean of ``ratings`` over the ``k`` largest entries (ties to
+    the lower column), positive similarities only. Returns (estimate, has_neighbour).
+    Single-threaded twin of :func:`topk_weighted_mean` for small blocks (no thread start-up)."""
+    n_rows, n_cols = block.shape
+    est = np.zeros(n_rows)
+    ok = np.zeros(n_rows, np.bool_)
+    for r in range(n_rows):
+        row = block[r]
+        kth = -np.inf
+        room = n_cols
+        if n_cols > k:
+            kth = np.partition(row, n_cols - k)[n_cols - k]
+            n_above = 0
+            for c in range(n_cols):
+                if row[c] > kth:
+                    n_above += 1
+            room = k - n_above
+        num = 0.0
+        den = 0.0
+        for c in range(n_cols):
+            w = row[c]
+            if w < kth:
+                continue
+            if w == kth:
+                if room <= 0:
+                    continue
+                room -= 1
+            if w > 0.0:
+                num += w * ratings[c]
+                den += w
+        if den > 0.0:
+            est[r] = num / den
+            ok[r] = True
+    return est, ok
