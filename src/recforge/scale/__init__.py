@@ -1,1 +1,0 @@
-"""recforge.scale."""
