@@ -192,7 +192,7 @@ def test_negative_samples_uniform_when_alpha_zero():
 
 
 # ---------------------------------------------------------------------- network and optimizer
-def _reference_step(params, mode, x, y, H0, loss, lr, mom_coef, acc, mom, **lk):
+def _reference_step(params, mode, x, y, H0, loss, lr, mom_coef, acc, mom, nesterov=False, **lk):
     """One dense-autograd step with the lazy Adagrad-momentum update written out."""
     p = {k: v.clone().double().requires_grad_() for k, v in params.items()}
     n = x.numel()
@@ -216,23 +216,25 @@ def _reference_step(params, mode, x, y, H0, loss, lr, mom_coef, acc, mom, **lk):
         rows = touched.get(k)
         sel = slice(None) if rows is None else rows
         acc[k][sel] += g[sel] ** 2
-        m = mom_coef * mom[k][sel] - lr * g[sel] / torch.sqrt(acc[k][sel] + 1e-6)
+        step = -lr * g[sel] / torch.sqrt(acc[k][sel] + 1e-6)
+        m = mom_coef * mom[k][sel] + step
         mom[k][sel] = m
-        new[sel] += m
+        new[sel] += mom_coef * m + step if nesterov else m
         out[k] = new
     return out, h_new.detach()
 
 
-@pytest.mark.parametrize("mode,compiled", [("constrained", True), ("constrained", False),
-                                           ("embedding", True)])
+@pytest.mark.parametrize("mode,compiled,nesterov", [("constrained", True, False), ("constrained", False, False),
+                                                    ("embedding", True, False), ("constrained", True, True),
+                                                    ("embedding", False, True)])
 @pytest.mark.parametrize("loss", ["cross-entropy", "bpr-max"])
-def test_train_step_matches_dense_autograd(mode, compiled, loss):
+def test_train_step_matches_dense_autograd(mode, compiled, nesterov, loss):
     """Two steps (momentum carried) with repeated items in x and y: only the touched rows of the
     item tables move, with the summed gradient of repeated rows."""
     net = GRU4RecNet(n_items=7, layers=[4], mode=mode, embedding=3 if mode == "embedding" else 0,
                      device=torch.device("cpu"))
     net.init_weights(torch.Generator().manual_seed(0))
-    opt = _AdagradMomentum(net.params, lr=0.1, momentum=0.3)
+    opt = _AdagradMomentum(net.params, lr=0.1, momentum=0.3, nesterov=nesterov)
     opt.compiled = compiled
     acc = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in net.params.items()}
     mom = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in net.params.items()}
@@ -246,7 +248,7 @@ def test_train_step_matches_dense_autograd(mode, compiled, loss):
         net.train_step(x, y, H, opt, loss, 3, bpreg=lk.get("bpreg", 0.0), elu_param=lk.get("elu_param", 0.0),
                        logq_correction=None, dropout_embed=0.0, dropout_hidden=0.0,
                        gen=torch.Generator().manual_seed(1))
-        ref, H_ref = _reference_step(ref, mode, x, y, H_ref, loss, 0.1, 0.3, acc, mom, **lk)
+        ref, H_ref = _reference_step(ref, mode, x, y, H_ref, loss, 0.1, 0.3, acc, mom, nesterov=nesterov, **lk)
         ref = {k: v.float() for k, v in ref.items()}
         np.testing.assert_allclose(H[0].numpy(), H_ref.numpy(), atol=1e-6)
         for k in net.params:

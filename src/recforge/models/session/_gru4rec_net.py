@@ -285,7 +285,7 @@ def _glorot_blocks(rows: int, cols: int, n_blocks: int, axis: int, gen: torch.Ge
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _adagrad_rows_kernel(param, acc, mom, index_a, grad_a, index_b, grad_b, where, buf, uniq,
-                         lr, momentum, eps):
+                         lr, momentum, eps, nesterov):
     """Sums the gradient rows of each distinct index (over both ``(index, grad)`` pairs), then
     applies the update once to each of those rows.
 
@@ -318,9 +318,10 @@ def _adagrad_rows_kernel(param, acc, mom, index_a, grad_a, index_b, grad_b, wher
                 g = buf[u, j]
                 a = acc[r, j] + g * g
                 acc[r, j] = a
-                m = momentum * mom[r, j] - lr * g / np.sqrt(a + eps)
+                step = -lr * g / np.sqrt(a + eps)
+                m = momentum * mom[r, j] + step
                 mom[r, j] = m
-                param[r, j] += m
+                param[r, j] += momentum * m + step if nesterov else m
         else:
             for j in range(d):
                 g = buf[u, j]
@@ -330,15 +331,16 @@ def _adagrad_rows_kernel(param, acc, mom, index_a, grad_a, index_b, grad_b, wher
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _adagrad_dense_kernel(param, acc, mom, grad, lr, momentum, eps):
+def _adagrad_dense_kernel(param, acc, mom, grad, lr, momentum, eps, nesterov):
     if momentum > 0:
         for j in range(param.shape[0]):
             g = grad[j]
             a = acc[j] + g * g
             acc[j] = a
-            m = momentum * mom[j] - lr * g / np.sqrt(a + eps)
+            step = -lr * g / np.sqrt(a + eps)
+            m = momentum * mom[j] + step
             mom[j] = m
-            param[j] += m
+            param[j] += momentum * m + step if nesterov else m
     else:
         for j in range(param.shape[0]):
             g = grad[j]
@@ -351,17 +353,22 @@ class _AdagradMomentum:
     """Adagrad (Duchi et al. 2011) with momentum, dense or on the rows a step touched.
 
     :math:`G \\leftarrow G + g^2`, :math:`v \\leftarrow \\mu v - \\eta g / \\sqrt{G + \\epsilon}`,
-    :math:`\\theta \\leftarrow \\theta + v`; for an item-indexed table only the rows present in
+    :math:`\\theta \\leftarrow \\theta + v` (classic momentum, as the official PyTorch GRU4Rec), or
+    with ``nesterov=True`` the look-ahead form of Nesterov momentum used by the original Theano
+    GRU4Rec, :math:`\\theta \\leftarrow \\theta + \\mu v - \\eta g / \\sqrt{G + \\epsilon}`
+    (Sutskever et al. 2013; Bengio et al. 2013); for an item-indexed table only the rows present in
     the mini-batch are updated (their gradients summed first), so rows that were not touched
     keep their momentum unchanged — the lazy update GRU4Rec's optimizer uses.
     """
 
-    def __init__(self, params: dict[str, torch.Tensor], lr: float, momentum: float, eps: float = 1e-6):
+    def __init__(self, params: dict[str, torch.Tensor], lr: float, momentum: float, eps: float = 1e-6,
+                 nesterov: bool = False):
         self.lr = float(lr)
         self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
         self.eps = float(eps)
         # float32 scalars keep the compiled kernels in single precision (vectorisable)
-        self._f32 = (np.float32(lr), np.float32(momentum), np.float32(eps))
+        self._f32 = (np.float32(lr), np.float32(momentum), np.float32(eps), self.nesterov)
         self.acc = {k: torch.zeros_like(v) for k, v in params.items()}
         self.mom = {k: torch.zeros_like(v) for k, v in params.items()} if momentum > 0 else {}
         # compiled CPU path: one pass over the touched rows instead of a dozen tensor ops
@@ -386,7 +393,10 @@ class _AdagradMomentum:
         if self.momentum > 0:
             mom = self.mom[name]
             mom.mul_(self.momentum).add_(step, alpha=-self.lr)
-            param.add_(mom)
+            if self.nesterov:
+                param.add_(mom, alpha=self.momentum).add_(step, alpha=-self.lr)
+            else:
+                param.add_(mom)
         else:
             param.add_(step, alpha=-self.lr)
 
@@ -422,7 +432,7 @@ class _AdagradMomentum:
         if self.momentum > 0:
             mom = self.mom[name].index_select(0, uniq).mul_(self.momentum).add_(step)
             self.mom[name].index_copy_(0, uniq, mom)
-            step = mom
+            step = mom * self.momentum + step if self.nesterov else mom
         param.index_add_(0, uniq, step)
 
 

@@ -79,6 +79,9 @@ class GRU4Rec(SessionRecommender):
     learning_rate : float, default 0.05
     momentum : float, default 0.0
         Momentum of the Adagrad optimizer (0 = plain Adagrad).
+    nesterov : bool, default False
+        Nesterov momentum (the original Theano GRU4Rec's update) instead of the classic momentum
+        of the official PyTorch implementation, whose published figures the default reproduces.
     n_sample : int, default 2048
         Shared negative samples per mini-batch besides the other targets (0 = none).
     sample_alpha : float, default 0.5
@@ -126,7 +129,8 @@ class GRU4Rec(SessionRecommender):
 
     def __init__(self, layers=(100,), loss: str = "cross-entropy", batch_size: int = 64,
                  dropout_p_embed: float = 0.0, dropout_p_hidden: float = 0.0,
-                 learning_rate: float = 0.05, momentum: float = 0.0, n_sample: int = 2048,
+                 learning_rate: float = 0.05, momentum: float = 0.0, nesterov: bool = False,
+                 n_sample: int = 2048,
                  sample_alpha: float = 0.5, embedding: int | str = 0,
                  constrained_embedding: bool = True, n_epochs: int = 10, bpreg: float = 1.0,
                  elu_param: float = 0.5, logq: float = 0.0, sample_cache_size: int = 10_000_000,
@@ -138,6 +142,7 @@ class GRU4Rec(SessionRecommender):
         self.dropout_p_hidden = dropout_p_hidden
         self.learning_rate = learning_rate
         self.momentum = momentum
+        self.nesterov = nesterov
         self.n_sample = n_sample
         self.sample_alpha = sample_alpha
         self.embedding = embedding
@@ -228,7 +233,7 @@ class GRU4Rec(SessionRecommender):
             log_counts = torch.from_numpy(np.log(np.maximum(counts, 1.0)).astype(np.float32)).to(device)
             log_q_targets = float(self.logq) * log_counts[targets]
             log_q_samples = float(self.logq) * float(self.sample_alpha) * log_counts
-        opt = _AdagradMomentum(net.params, self.learning_rate, self.momentum)
+        opt = _AdagradMomentum(net.params, self.learning_rate, self.momentum, nesterov=self.nesterov)
         gen = torch.Generator(device=device).manual_seed(int(dropout_seed) >> 1)
         kwargs = dict(bpreg=float(self.bpreg), elu_param=float(self.elu_param),
                       dropout_embed=float(self.dropout_p_embed),
