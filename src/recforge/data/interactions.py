@@ -299,7 +299,7 @@ class Interactions:
 
     @property
     def global_mean(self) -> float:
-        return float(self.values.mean()) if self.nnz else 0.0
+        return float(self.values.mean(dtype=np.float64)) if self.nnz else 0.0
 
     def user_sequences(self) -> tuple[np.ndarray, np.ndarray]:
         """Each user's items in time order: ``(items, offsets)`` with user u's history in
