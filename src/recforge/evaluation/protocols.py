@@ -665,7 +665,7 @@ class SessionNextItem(Protocol):
     name = "session_next_item"
     task = SESSION
 
-    def __init__(self, ks=(5, 10, 20), test_days: float = 1, min_length: int = 2,
+    def __init__(self, ks=(1, 5, 10, 20), test_days: float = 1, min_length: int = 2,
                  use_predefined: bool = True, ties: str = "pessimistic", batch_size: int = 512):
         self.ks = tuple(sorted({int(k) for k in ks}))
         self.test_days = test_days
