@@ -132,6 +132,42 @@ class GlobalMean(Recommender):
         return np.full(u.shape, self.mu_)
 
 
+def baseline_als(train, reg_i: float = 10.0, reg_u: float = 15.0,
+                 n_epochs: int = 10) -> tuple[float, np.ndarray, np.ndarray]:
+    r"""Global mean and user / item biases by alternating least squares (Koren 2010, eq. 2).
+
+    Starting from zero biases, each epoch sets, for every item and then every user,
+
+    .. math::
+        b_i = \frac{\sum_{u \in U_i} (r_{ui} - \mu - b_u)}{\lambda_i + |U_i|}, \qquad
+        b_u = \frac{\sum_{i \in I_u} (r_{ui} - \mu - b_i)}{\lambda_u + |I_u|},
+
+    the update Surprise's ``baseline_als`` performs; users / items without ratings keep 0.
+    Shared by :class:`BaselineOnly`, the k-NN models' baselines and ContentKNN's fallback.
+
+    Returns
+    -------
+    (mu, user_bias, item_bias) : float, float64 (n_users,), float64 (n_items,)
+    """
+    r = _ratings64(train)
+    mu = float(r.mean()) if r.size else 0.0
+    users = train.users.astype(np.int64)
+    items = train.items.astype(np.int64)
+    count_i = np.bincount(items, minlength=train.n_items)
+    count_u = np.bincount(users, minlength=train.n_users)
+    denom_i = reg_i + count_i
+    denom_u = reg_u + count_u
+    bu = np.zeros(train.n_users)
+    bi = np.zeros(train.n_items)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for _ in range(int(n_epochs)):
+            dev_i = np.bincount(items, weights=r - mu - bu[users], minlength=train.n_items)
+            bi = np.where(count_i > 0, dev_i / denom_i, 0.0)
+            dev_u = np.bincount(users, weights=r - mu - bi[items], minlength=train.n_users)
+            bu = np.where(count_u > 0, dev_u / denom_u, 0.0)
+    return mu, bu, bi
+
+
 @numba.njit(cache=True)
 def _sgd_epochs(users, items, ratings, order, mu, bu, bi, lr, reg, n_epochs):  # pragma: no cover
     """In-place SGD on the biases, visiting ratings in ``order[epoch]`` (Koren 2010, sec. 2.1)."""
@@ -230,16 +266,7 @@ class BaselineOnly(Recommender):
         bu = np.zeros(train.n_users)
         bi = np.zeros(train.n_items)
         if self.method == "als":
-            count_i = np.bincount(items, minlength=train.n_items)
-            count_u = np.bincount(users, minlength=train.n_users)
-            denom_i = self.reg_i + count_i
-            denom_u = self.reg_u + count_u
-            with np.errstate(invalid="ignore", divide="ignore"):
-                for _ in range(n_epochs):
-                    dev_i = np.bincount(items, weights=r - mu - bu[users], minlength=train.n_items)
-                    bi = np.where(count_i > 0, dev_i / denom_i, 0.0)
-                    dev_u = np.bincount(users, weights=r - mu - bi[items], minlength=train.n_users)
-                    bu = np.where(count_u > 0, dev_u / denom_u, 0.0)
+            mu, bu, bi = baseline_als(train, self.reg_i, self.reg_u, n_epochs)
         else:
             if self.shuffle:
                 rng = np.random.default_rng(self.random_state)

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from ...data.interactions import Interactions
 from ..base import RANKING, RATING, SIMILAR_ITEMS, Recommender, register
+from ..baseline import baseline_als
 from . import _kernels as K
 from .similarities import (
     check_similarity_name,
@@ -38,26 +39,14 @@ logger = logging.getLogger(__name__)
 
 def als_baselines(train: Interactions, reg_items: float = 10.0, reg_users: float = 15.0,
                   n_epochs: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    r"""User and item biases by alternating least squares (Koren 2010, eq. 2).
-
-    Each epoch sets :math:`b_i = \frac{\sum_{u \in U_i} (r_{ui} - \mu - b_u)}{\lambda_i + |U_i|}`
-    for every item, then :math:`b_u = \frac{\sum_{i \in I_u} (r_{ui} - \mu - b_i)}{\lambda_u + |I_u|}`
-    for every user, starting from zeros (Surprise's ``baseline_als``).
+    """User and item biases by ALS (Koren 2010, eq. 2): :func:`recforge.models.baseline.baseline_als`
+    without the mean, as the k-NN formulas take it.
 
     Returns
     -------
     (user_bias, item_bias) : float64 arrays of shapes (n_users,), (n_items,)
     """
-    u, i = train.users, train.items
-    r = train.values.astype(np.float64)
-    mu = float(r.mean()) if r.size else 0.0
-    n_u = np.bincount(u, minlength=train.n_users)
-    n_i = np.bincount(i, minlength=train.n_items)
-    bu = np.zeros(train.n_users)
-    bi = np.zeros(train.n_items)
-    for _ in range(int(n_epochs)):
-        bi = np.bincount(i, weights=r - mu - bu[u], minlength=train.n_items) / (reg_items + n_i)
-        bu = np.bincount(u, weights=r - mu - bi[i], minlength=train.n_users) / (reg_users + n_u)
+    _, bu, bi = baseline_als(train, reg_items, reg_users, n_epochs)
     return bu, bi
 
 
