@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from ..data.interactions import Interactions
+from .ranking import _as_recommended
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +40,8 @@ __all__ = [
 
 
 def _rec(recommended) -> np.ndarray:
-    rec = np.asarray(recommended)
-    if rec.ndim != 2:
-        raise ValueError(f"recommended must be a 2-d (n_users, k) array, got shape {rec.shape}")
-    if rec.dtype.kind not in "iu":
-        if rec.dtype.kind != "f" or not (np.all(np.isfinite(rec)) and np.all(rec == np.round(rec))):
-            raise ValueError("recommended must hold integer item indices (-1 for padding)")
-    rec = rec.astype(np.int64, copy=False)
-    if rec.size and rec.min() < -1:
-        raise ValueError("recommended holds negative indices other than the padding value -1")
-    return rec
+    """Validated (n_users, k) int64 lists, -1 = padding (the ranking metrics' own check)."""
+    return _as_recommended(recommended, None)
 
 
 def catalog_coverage(recommended, n_items: int) -> float:
