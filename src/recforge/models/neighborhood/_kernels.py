@@ -274,78 +274,56 @@ def slope_one_deviations(i_indptr, i_indices, i_data, u_indptr, u_indices, u_dat
     return dev, freq
 
 
+@njit(cache=True)
+def _topk_weighted_mean_row(row, ratings, k):
+    """Similarity-weighted mean of ``ratings`` over the ``k`` largest entries of ``row`` (ties to
+    the lower column), positive similarities only; returns (estimate, has_neighbour)."""
+    n_cols = row.shape[0]
+    kth = -np.inf
+    room = n_cols
+    if n_cols > k:
+        kth = np.partition(row, n_cols - k)[n_cols - k]
+        n_above = 0
+        for c in range(n_cols):
+            if row[c] > kth:
+                n_above += 1
+        room = k - n_above
+    num = 0.0
+    den = 0.0
+    for c in range(n_cols):
+        w = row[c]
+        if w < kth:
+            continue
+        if w == kth:
+            if room <= 0:
+                continue
+            room -= 1
+        if w > 0.0:
+            num += w * ratings[c]
+            den += w
+    if den > 0.0:
+        return num / den, True
+    return 0.0, False
+
+
 @njit(parallel=True, cache=True)
 def topk_weighted_mean(block, ratings, k):
     """Per row of ``block`` (similarities of a target item to the user's rated items, in item
-    order): the similarity-weighted mean of ``ratings`` over the ``k`` largest entries (ties to
-    the lower column), positive similarities only. Returns (estimate, has_neighbour)."""
-    n_rows, n_cols = block.shape
+    order): :func:`_topk_weighted_mean_row`. Returns (estimate, has_neighbour) arrays."""
+    n_rows = block.shape[0]
     est = np.zeros(n_rows)
     ok = np.zeros(n_rows, np.bool_)
     for r in prange(n_rows):
-        row = block[r]
-        kth = -np.inf
-        room = n_cols
-        if n_cols > k:
-            kth = np.partition(row, n_cols - k)[n_cols - k]
-            n_above = 0
-            for c in range(n_cols):
-                if row[c] > kth:
-                    n_above += 1
-            room = k - n_above
-        num = 0.0
-        den = 0.0
-        for c in range(n_cols):
-            w = row[c]
-            if w < kth:
-                continue
-            if w == kth:
-                if room <= 0:
-                    continue
-                room -= 1
-            if w > 0.0:
-                num += w * ratings[c]
-                den += w
-        if den > 0.0:
-            est[r] = num / den
-            ok[r] = True
+        est[r], ok[r] = _topk_weighted_mean_row(block[r], ratings, k)
     return est, ok
 
 
 @njit(cache=True)
 def topk_weighted_mean_serial(block, ratings, k):
-    """Per row of ``block`` (similarities of a target item to the user's rated items, in item
-    order): the similarity-weighted mean of ``ratings`` over the ``k`` largest entries (ties to
-    the lower column), positive similarities only. Returns (estimate, has_neighbour).
-    Single-threaded twin of :func:`topk_weighted_mean` for small blocks (no thread start-up)."""
-    n_rows, n_cols = block.shape
+    """Single-threaded twin of :func:`topk_weighted_mean` for small blocks (no thread start-up)."""
+    n_rows = block.shape[0]
     est = np.zeros(n_rows)
     ok = np.zeros(n_rows, np.bool_)
     for r in range(n_rows):
-        row = block[r]
-        kth = -np.inf
-        room = n_cols
-        if n_cols > k:
-            kth = np.partition(row, n_cols - k)[n_cols - k]
-            n_above = 0
-            for c in range(n_cols):
-                if row[c] > kth:
-                    n_above += 1
-            room = k - n_above
-        num = 0.0
-        den = 0.0
-        for c in range(n_cols):
-            w = row[c]
-            if w < kth:
-                continue
-            if w == kth:
-                if room <= 0:
-                    continue
-                room -= 1
-            if w > 0.0:
-                num += w * ratings[c]
-                den += w
-        if den > 0.0:
-            est[r] = num / den
-            ok[r] = True
+        est[r], ok[r] = _topk_weighted_mean_row(block[r], ratings, k)
     return est, ok
