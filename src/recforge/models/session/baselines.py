@@ -127,9 +127,29 @@ class SPop(SessionRecommender):
         return state + self.tiebreak_
 
 
+# ---------------------------------------------------------------------- last-item models
+class _LastItemModel(_PopularityFallback, SessionRecommender):
+    """A session model whose scores depend on the session's last item only: its streaming state
+    is one item per slot. Subclasses implement ``_score_last(last_items)``."""
+
+    def _score_last(self, last: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _score_next(self, sessions: list[np.ndarray]) -> np.ndarray:
+        return self._score_last(_last_items(sessions))
+
+    def init_state(self, n_slots: int) -> np.ndarray:
+        """The last item of each slot's session."""
+        return np.zeros(n_slots, dtype=np.int64)
+
+    def advance(self, state: np.ndarray, items: np.ndarray, reset: np.ndarray) -> np.ndarray:
+        state[:] = items
+        return self._score_last(state)
+
+
 # ---------------------------------------------------------------------- Markov chain
 @register("MarkovChain")
-class MarkovChain(_PopularityFallback, SessionRecommender):
+class MarkovChain(_LastItemModel):
     """First-order Markov chain on item transitions.
 
     Scores the next item by the maximum-likelihood transition probability from the session's
@@ -171,21 +191,11 @@ class MarkovChain(_PopularityFallback, SessionRecommender):
         scores = self.transitions_[last].toarray()
         return self._fill_empty_rows(scores, "no observed successor: popularity")
 
-    def _score_next(self, sessions: list[np.ndarray]) -> np.ndarray:
-        return self._score_last(_last_items(sessions))
-
-    def init_state(self, n_slots: int) -> np.ndarray:
-        """The last item of each slot's session."""
-        return np.zeros(n_slots, dtype=np.int64)
-
-    def advance(self, state: np.ndarray, items: np.ndarray, reset: np.ndarray) -> np.ndarray:
-        state[:] = items
-        return self._score_last(state)
 
 
 # ---------------------------------------------------------------------- item-kNN
 @register("ItemKNNSession")
-class ItemKNNSession(_PopularityFallback, SessionRecommender):
+class ItemKNNSession(_LastItemModel):
     """Item-to-item kNN on session co-occurrence, the strongest baseline of Hidasi et al. (2016).
 
     Hidasi et al. (2016), section 4.1 ("Item-KNN"): the next item is scored by its similarity to
@@ -249,16 +259,6 @@ class ItemKNNSession(_PopularityFallback, SessionRecommender):
     def _score_last(self, last: np.ndarray) -> np.ndarray:
         return self._fill_empty_rows(self.similarity_[last].toarray(), "no similar item: popularity")
 
-    def _score_next(self, sessions: list[np.ndarray]) -> np.ndarray:
-        return self._score_last(_last_items(sessions))
-
-    def init_state(self, n_slots: int) -> np.ndarray:
-        """The last item of each slot's session."""
-        return np.zeros(n_slots, dtype=np.int64)
-
-    def advance(self, state: np.ndarray, items: np.ndarray, reset: np.ndarray) -> np.ndarray:
-        state[:] = items
-        return self._score_last(state)
 
 
 # ---------------------------------------------------------------------- session-kNN
