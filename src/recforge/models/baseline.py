@@ -259,15 +259,15 @@ class BaselineOnly(Recommender):
         for name in ("reg_i", "reg_u", "reg", "learning_rate"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
-        r = _ratings64(train)
-        mu = float(r.mean())
-        users = train.users.astype(np.int64)
-        items = train.items.astype(np.int64)
-        bu = np.zeros(train.n_users)
-        bi = np.zeros(train.n_items)
         if self.method == "als":
             mu, bu, bi = baseline_als(train, self.reg_i, self.reg_u, n_epochs)
         else:
+            r = _ratings64(train)
+            mu = float(r.mean())
+            users = train.users.astype(np.int64)
+            items = train.items.astype(np.int64)
+            bu = np.zeros(train.n_users)
+            bi = np.zeros(train.n_items)
             if self.shuffle:
                 rng = np.random.default_rng(self.random_state)
                 order = np.stack([rng.permutation(r.size) for _ in range(n_epochs)]) \
