@@ -99,6 +99,19 @@ class IdMap:
             raise KeyError(f"unknown id {bad!r}")
         return idx
 
+    def grow(self, raw_ids) -> tuple[IdMap, np.ndarray]:
+        """A map with the unknown ``raw_ids`` appended (existing inner indices unchanged), and
+        the inner indices of ``raw_ids`` in it. Used by incremental updates."""
+        raw = normalize_raw_ids(np.atleast_1d(np.asarray(raw_ids)))
+        if raw.size and self.raw.size and (raw.dtype.kind in "iu") != (self.raw.dtype.kind in "iu"):
+            raise TypeError(f"IdMap.grow: {raw.dtype} ids for a map of {self.raw.dtype} ids")
+        idx = self.to_inner(raw, missing="mask")
+        new = pd.unique(raw[idx < 0])
+        if not len(new):
+            return self, idx
+        grown = IdMap(np.concatenate([self.raw, np.asarray(new, dtype=self.raw.dtype if self.raw.size else None)]))
+        return grown, grown.to_inner(raw)
+
     def to_raw(self, inner) -> np.ndarray:
         """Raw ids of inner indices."""
         return self.raw[np.asarray(inner)]

@@ -215,7 +215,7 @@ class Evaluator:
         t2 = time.perf_counter()
         entry.fit_seconds.append(t1 - t0)
         entry.eval_seconds.append(t2 - t1)
-        for reason, n in (getattr(model, "fallbacks_", None) or {}).items():
+        for reason, n in ev.fallbacks.items():
             entry.fallbacks[reason] = entry.fallbacks.get(reason, 0) + int(n)
         _accumulate(entry, ev)
 

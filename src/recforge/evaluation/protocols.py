@@ -44,8 +44,9 @@ from ..data.dataset import Dataset
 from ..data.interactions import Interactions
 from ..data.sessions import SessionEvents
 from ..metrics.session import evaluate_next_item
-from ..models._topk import mask_rows, topk_rows
 from ..models.base import RANKING, RATING, SESSION
+from ..models.query import FallbackLog, History
+from ..topk import mask_rows, topk_rows
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class FoldEval:
     curve: dict[int, float] = field(default_factory=dict)
     n_units: int = 0
     unit_name: str = "user"
+    fallbacks: dict[str, int] = field(default_factory=dict)
 
 
 def _interactions_of(data) -> Interactions:
@@ -211,13 +213,15 @@ class RatingCV(Protocol):
 
     def evaluate(self, model, fold: Fold, context: dict) -> FoldEval:
         test = fold.test
-        pred = model.predict_inner(test.users, test.items, clip=True)
+        log = FallbackLog()
+        pred = model.predict_inner(test.users, test.items, clip=True, fallbacks=log)
         err = pred - test.values.astype(np.float64)
         n_users = len(test.user_map)
         den = np.bincount(test.users, minlength=n_users).astype(np.float64)
         se = np.bincount(test.users, weights=err * err, minlength=n_users)
         ae = np.bincount(test.users, weights=np.abs(err), minlength=n_users)
-        return FoldEval(units={"rmse": (se, den), "mae": (ae, den)}, n_units=n_users)
+        return FoldEval(units={"rmse": (se, den), "mae": (ae, den)}, n_units=n_users,
+                        fallbacks=log.as_dict())
 
 
 # ---------------------------------------------------------------------- top-N, full ranking
@@ -247,8 +251,10 @@ class _TopN(Protocol):
     def evaluate(self, model, fold: Fold, context: dict) -> FoldEval:
         users = context["users"]
         k_max = max(self.curve_ks)
-        rec, _ = model.recommend_inner(users, k_max, exclude_seen=True, batch_size=self.batch_size)
-        return score_topn(rec, context, self.k, self.curve_ks, self._metric_names)
+        rec = rank_top_k(model, users, fold.train, k_max, self.batch_size)
+        ev = score_topn(rec.inner, context, self.k, self.curve_ks, self._metric_names)
+        ev.fallbacks = rec.fallbacks
+        return ev
 
     _metric_names: tuple[str, ...] = ()
 
@@ -344,6 +350,15 @@ class TopNHoldout(_TopN):
     def context(self, fold: Fold, dataset: Dataset | None) -> dict:
         thr = self.relevance_threshold if fold.test.is_explicit else None
         return topn_context(fold.train, fold.test, None, relevant_threshold=thr)
+
+
+def rank_top_k(model, users: np.ndarray, train: Interactions, k: int, batch_size: int = 1024):
+    """The one path by which a protocol asks a model for top-k lists: the users' training rows
+    are their history (scored from and excluded), full ranking over every other item."""
+    users = np.asarray(users, dtype=np.int32)
+    history = History.from_csr(train.csr[users])
+    return model.recommend_inner(users, k, history=history, exclude_seen=True,
+                                 batch_size=batch_size)
 
 
 def topn_context(train: Interactions, test: Interactions, chr_threshold=None,
@@ -575,9 +590,14 @@ class SampledNegatives(Protocol):
         users = context["users"]
         cand = context["candidates"]
         ranks = np.empty(users.size, dtype=np.float64)
+        log = FallbackLog(users.size)
+        train_csr = fold.train.csr
         for start in range(0, users.size, self.batch_size):
             sl = slice(start, start + self.batch_size)
-            s = np.asarray(model.score_inner(users[sl], cand[sl]), dtype=np.float64)
+            sub = FallbackLog(users[sl].size)
+            s = np.asarray(model.score_inner(users[sl], cand[sl], history=train_csr[users[sl]],
+                                             fallbacks=sub), dtype=np.float64)
+            log.absorb(sub, np.arange(users.size)[sl])
             if np.isnan(s).any():
                 raise ValueError(f"{type(model).__name__} returned NaN scores")
             target = s[:, :1]
@@ -590,7 +610,7 @@ class SampledNegatives(Protocol):
         k = self.k
         units = {f"hr@{k}": _scatter(users, hit, n), f"ndcg@{k}": _scatter(users, ndcg, n),
                  "mrr": _scatter(users, mrr, n)}
-        return FoldEval(units=units, n_units=n)
+        return FoldEval(units=units, n_units=n, fallbacks=log.as_dict())
 
 
 def sample_negatives(seen: sp.csr_matrix, users: np.ndarray, n_negatives: int,

@@ -288,7 +288,7 @@ def responsiveness(model_factory: Callable[[], object], train: Interactions, use
         raise ValueError("new_interactions must share train's id maps")
     users = np.atleast_1d(np.asarray(users, dtype=np.int64))
     base_model = model_factory().fit(train)
-    base_lists, _ = base_model.recommend_inner(users.astype(np.int32), k)
+    base_lists = _top_k(base_model, train, users, k)
     train_keys = train.users.astype(np.int64) * train.n_items + train.items
     order_t = (new_interactions.timestamps if new_interactions.timestamps is not None
                else np.zeros(new_interactions.nnz))
@@ -309,13 +309,20 @@ def responsiveness(model_factory: Callable[[], object], train: Interactions, use
         for step in range(1, sel.size + 1):
             add = sel[:step]
             grown = _extend(train, new_interactions, add)
-            lst, _ = model_factory().fit(grown).recommend_inner(np.array([u], np.int32), k)
+            lst = _top_k(model_factory().fit(grown), grown, np.array([u]), k)
             if _lists_differ(base_lists[j], lst[0], compare):
                 out[j] = step
                 break
     if n_skipped:
         logger.info("responsiveness: skipped %d new interactions already in train", n_skipped)
     return out
+
+
+def _top_k(model, train: Interactions, users: np.ndarray, k: int) -> np.ndarray:
+    """Top-k inner item lists of inner ``users`` with their training rows as history."""
+    users = np.asarray(users, dtype=np.int32)
+    from ..models.query import History  # the driver calls models; moved to evaluation/ later
+    return model.recommend_inner(users, k, history=History.from_csr(train.csr[users])).inner
 
 
 def _lists_differ(a: np.ndarray, b: np.ndarray, compare: str) -> bool:

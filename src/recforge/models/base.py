@@ -1,31 +1,41 @@
 """The one model interface every recforge recommender implements.
 
 scikit-learn conventions: the constructor only stores hyperparameters; ``fit`` validates its
-input, records the id maps and what each user has seen, calls the family's ``_fit`` and returns
-``self``; learned state lives in attributes ending in ``_``. The shared parts are written once
-here (template methods):
+input, records the id maps and popularity, calls the family's ``_fit`` and returns ``self``;
+learned state lives in attributes ending in ``_``, and each class declares which of them are
+its persisted state (``state``). The shared parts are written once here (template methods):
 
-* ``predict(users, items)`` on top of ``_predict`` (rating models),
-* ``recommend(users, k, ...)`` on top of ``_score`` — scores for all items, computed in batches,
-  seen items excluded, top-k by ``argpartition`` with ties to the lower item index,
-* ``similar_items(items, k)`` on top of ``_similar``,
-* ``recommend_next(sessions, k)`` on top of ``_score_next`` (session models),
-* ``save`` / ``load``: arrays in ``.npz`` (torch weights in safetensors) plus a JSON config
-  carrying the recforge version, written atomically; never pickle.
+* ``predict(users, items)`` on top of ``_predict`` (rating models);
+* ``recommend(users, k, history=..., exclude=..., candidates=...)`` on top of
+  ``_score(users, history, fallbacks)`` — scores for all items per batch of query rows, the
+  row's history excluded, per-row stoplists and candidate sets applied, top-k by
+  ``argpartition`` with ties to the lower item index;
+* ``similar_items(items, k)`` on top of ``_similar``;
+* ``recommend_next(sessions, k)`` (session models: ``recommend`` with the sessions as history);
+* ``save`` / ``load``: ``config.json`` (class, hyperparameters, declared state, a sha256 of
+  every file) + ``arrays.npz`` (+ ``weights.safetensors`` for torch models), written
+  atomically and verified on load; never pickle.
 
-Unknown users, unknown items and models that cannot score a pair fall back explicitly (global
-mean for ratings, popularity for rankings) and are counted in ``fallbacks_``.
+A query row names a known user, an unknown user or nobody, and may carry a history
+(:mod:`recforge.models.query`); the evaluator passes the training fold as history, a service
+its live store. What a model can do with a history it declares: ``FOLD_IN`` models score rows
+from their history alone (no retraining), ``INCREMENTAL`` models absorb new interactions with
+``partial_fit``. Every remaining fallback (an unknown user with no usable history: popularity;
+a pair a rating model cannot predict: the training mean) is explicit and comes back with the
+result (:class:`~recforge.models.query.FallbackLog`); ``recommend`` and ``predict`` never
+mutate the model, so concurrent requests are safe.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import inspect
 import json
 import os
 import shutil
 import tempfile
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -36,20 +46,36 @@ from .._version import __version__
 from ..data.idmap import IdMap
 from ..data.interactions import Interactions
 from ..data.sessions import SessionEvents
-from ._topk import mask_rows, topk_rows
+from ..topk import mask_rows, topk_rows
+from .query import FallbackLog, History, build_history, item_rows
 
 RATING = "rating"  # predicts ratings on the data's scale
 RANKING = "ranking"  # scores all items for a user
 SESSION = "session"  # next item for an in-progress session
 ITEM_FEATURES = "item_features"  # needs item features in fit
 SIMILAR_ITEMS = "similar_items"  # has item representations
-CAPABILITIES = (RATING, RANKING, SESSION, ITEM_FEATURES, SIMILAR_ITEMS)
+FOLD_IN = "fold_in"  # scores a row from its history alone (unknown and anonymous users)
+INCREMENTAL = "incremental"  # absorbs new interactions with partial_fit (id maps grow)
+EMBEDDINGS = "embeddings"  # item_vectors() / query_vectors(): scores = similarity of the two
+CAPABILITIES = (RATING, RANKING, SESSION, ITEM_FEATURES, SIMILAR_ITEMS, FOLD_IN, INCREMENTAL,
+                EMBEDDINGS)
+
+#: Version of the saved-model layout written by :meth:`Recommender.save`.
+FORMAT_VERSION = 2
 
 _REGISTRY: dict[str, type] = {}
 
 
+class ModelFileError(ValueError):
+    """A saved model directory that cannot be loaded; the message names the file."""
+
+
 def register(name: str | None = None):
-    """Class decorator: make a model constructible (and loadable) by name."""
+    """Class decorator: make a model constructible (and loadable) by name.
+
+    The name must also be listed in :data:`recforge.models._catalog.MODEL_MODULES`, so that
+    naming or loading a model imports its own family only.
+    """
 
     def deco(cls):
         key = name or cls.__name__
@@ -63,18 +89,22 @@ def register(name: str | None = None):
 
 
 def get_model_class(name: str) -> type:
-    """The registered model class called ``name`` (see :func:`available_models`)."""
-    from . import _load_all  # noqa: F401  (imports every family so all are registered)
+    """The registered model class called ``name``, importing only its family's module."""
+    from ._catalog import MODEL_MODULES
 
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    if name not in _REGISTRY and name in MODEL_MODULES:
+        importlib.import_module(MODEL_MODULES[name])
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(MODEL_MODULES))}")
+    return _REGISTRY[name]
 
 
 def available_models() -> dict[str, type]:
-    from . import _load_all  # noqa: F401
+    """Every registered model by name (imports every family)."""
+    from ._catalog import MODEL_MODULES
 
+    for module in sorted(set(MODEL_MODULES.values())):
+        importlib.import_module(module)
     return dict(sorted(_REGISTRY.items()))
 
 
@@ -87,19 +117,26 @@ def check_random_state(seed) -> np.random.Generator:
 
 @dataclass
 class Recommendations:
-    """Top-k lists for a batch of users (or sessions), best first.
+    """Top-k lists for a batch of query rows, best first.
 
     ``items`` holds raw item ids (shape (n, k)); where fewer than k items could be recommended
-    the row is padded with ``None``-like entries: index ``-1`` in ``inner`` and ``-inf`` in
-    ``scores``.
+    the row is padded with ``None`` entries: index ``-1`` in ``inner`` and ``-inf`` in
+    ``scores``. ``fallback[j]`` names the fallback row ``j`` got (``None`` when the model
+    scored it), and ``fallbacks`` counts every fallback of the call by reason.
     """
 
-    items: np.ndarray
+    items: np.ndarray | None
     scores: np.ndarray
     inner: np.ndarray
+    fallback: np.ndarray = field(default=None)  # type: ignore[assignment]
+    fallbacks: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.fallback is None:
+            self.fallback = np.full(self.inner.shape[0], None, dtype=object)
 
     def __len__(self) -> int:
-        return self.items.shape[0]
+        return self.inner.shape[0]
 
 
 class Recommender:
@@ -107,6 +144,13 @@ class Recommender:
 
     capabilities: ClassVar[frozenset[str]] = frozenset()
     train_type: ClassVar[type] = Interactions
+    #: The fitted attributes this class adds to its persisted state (its bases' are added).
+    state: ClassVar[tuple[str, ...]] = ("item_map_", "n_items_", "item_popularity_", "user_map_",
+                                        "n_users_", "user_counts_", "global_mean_",
+                                        "rating_scale_")
+    #: True when a row's scores come from its history alone (a row with no history then gets
+    #: the popularity fallback, whoever the user is).
+    scores_from_history: ClassVar[bool] = False
     _registry_name: ClassVar[str] = ""
 
     # ------------------------------------------------------------------ hyperparameters
@@ -138,10 +182,28 @@ class Recommender:
     def has(self, capability: str) -> bool:
         return capability in self.capabilities
 
+    @classmethod
+    def persisted_state(cls) -> tuple[str, ...]:
+        """Names of the fitted attributes :meth:`save` writes (declared along the MRO)."""
+        names: list[str] = []
+        for klass in reversed(cls.__mro__):
+            for key in vars(klass).get("state", ()):
+                if key not in names:
+                    names.append(key)
+        return tuple(names)
+
+    def _state_names(self) -> tuple[str, ...]:
+        """This fitted model's persisted attributes (a class may add ones named at fit time)."""
+        return self.persisted_state()
+
     # ------------------------------------------------------------------ fitting
     def fit(self, train, *, item_features=None, validation=None) -> Recommender:
         """Learn from ``train`` (an :class:`Interactions`, or :class:`SessionEvents` for session
-        models); ``item_features`` for models that use them; ``validation`` for early stopping."""
+        models); ``item_features`` for models that use them; ``validation`` for early stopping.
+
+        The training interactions are kept (by reference, never saved) as the default history
+        of known users, so that ``recommend(users)`` right after ``fit`` excludes what each
+        user has seen; a loaded model is given histories explicitly."""
         if not isinstance(train, self.train_type):
             raise TypeError(f"{type(self).__name__}.fit expects {self.train_type.__name__}, "
                             f"got {type(train).__name__}")
@@ -149,14 +211,14 @@ class Recommender:
             raise ValueError(f"{type(self).__name__} needs item_features")
         self.item_map_ = train.item_map
         self.n_items_ = train.n_items
-        self.fallbacks_ = {}
         if isinstance(train, Interactions):
             self.user_map_ = train.user_map
             self.n_users_ = train.n_users
-            self.seen_ = train.csr.astype(bool).astype(np.float32).tocsr()
+            self.user_counts_ = np.asarray(train.user_counts, dtype=np.int64)
             self.item_popularity_ = train.item_counts.astype(np.float32)
             self.global_mean_ = train.global_mean
             self.rating_scale_ = list(train.rating_scale) if train.rating_scale else None
+            self._train_history = train
         else:
             self.item_popularity_ = np.bincount(train.items, minlength=train.n_items).astype(np.float32)
         self._fit(train, item_features=item_features, validation=validation)
@@ -169,138 +231,262 @@ class Recommender:
         if not hasattr(self, "item_map_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
 
-    def _count_fallback(self, reason: str, n: int) -> None:
-        if n:
-            self.fallbacks_ = dict(Counter(self.fallbacks_) + Counter({reason: int(n)}))
-
     # ------------------------------------------------------------------ rating prediction
-    def predict(self, users, items, clip: bool = True) -> np.ndarray:
+    def predict(self, users, items, clip: bool = True, return_fallbacks: bool = False):
         """Estimated ratings for pairs of raw ids (two equal-length arrays).
 
-        Pairs with an unknown user or item get the training mean (counted in ``fallbacks_``).
+        Pairs with an unknown user or item get the training mean. With ``return_fallbacks``
+        the result is ``(ratings, {reason: count})``.
         """
         self._check_fitted()
         if RATING not in self.capabilities:
             raise TypeError(f"{type(self).__name__} does not predict ratings")
         u = self.user_map_.to_inner(np.atleast_1d(users), missing="mask")
         i = self.item_map_.to_inner(np.atleast_1d(items), missing="mask")
-        return self.predict_inner(u, i, clip=clip)
+        log = FallbackLog()
+        out = self.predict_inner(u, i, clip=clip, fallbacks=log)
+        return (out, log.as_dict()) if return_fallbacks else out
 
-    def predict_inner(self, u: np.ndarray, i: np.ndarray, clip: bool = True) -> np.ndarray:
-        """:meth:`predict` on inner indices; ``-1`` marks an unknown id."""
+    def predict_inner(self, u: np.ndarray, i: np.ndarray, clip: bool = True,
+                      fallbacks: FallbackLog | None = None) -> np.ndarray:
+        """:meth:`predict` on inner indices; ``-1`` marks an unknown id. Fallbacks are added to
+        ``fallbacks`` when given."""
+        log = FallbackLog() if fallbacks is None else fallbacks
         u = np.asarray(u, dtype=np.int32)
         i = np.asarray(i, dtype=np.int32)
         if u.shape != i.shape:
             raise ValueError("users and items must have the same length")
         out = np.full(u.shape, self.global_mean_, dtype=np.float64)
         known = (u >= 0) & (i >= 0)
-        self._count_fallback("unknown user or item", int((~known).sum()))
+        log.count("unknown user or item: global mean", int((~known).sum()))
         if known.any():
-            out[known] = self._predict(u[known], i[known])
+            out[known] = self._predict(u[known], i[known], log)
         if clip and self.rating_scale_ is not None:
             np.clip(out, self.rating_scale_[0], self.rating_scale_[1], out=out)
         return out
 
-    def _predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    def _predict(self, u: np.ndarray, i: np.ndarray, fallbacks: FallbackLog) -> np.ndarray:
         raise NotImplementedError
 
-    # ------------------------------------------------------------------ ranking
-    def _score(self, users: np.ndarray) -> np.ndarray:
-        """Scores of every item for each inner user: float32 array (len(users), n_items).
+    # ------------------------------------------------------------------ queries
+    def _score(self, users: np.ndarray, history: History, fallbacks: FallbackLog) -> np.ndarray:
+        """Scores of every item for each query row: float32 array (len(users), n_items).
 
-        Rating models get this for free from ``_predict``; ranking models override it.
+        ``users`` are inner user indices (``-1``: unknown or anonymous — only FOLD_IN models
+        are given such rows), ``history`` the rows' interactions, ``fallbacks`` the call's log
+        over these rows. Rating models get this from ``_predict``; ranking models override it.
         """
         if RATING not in self.capabilities:
             raise NotImplementedError
         n = self.n_items_
         uu = np.repeat(users, n)
         ii = np.tile(np.arange(n, dtype=np.int32), users.size)
-        return self._predict(uu, ii).astype(np.float32).reshape(users.size, n)
+        return self._predict(uu, ii, fallbacks).astype(np.float32).reshape(users.size, n)
 
-    def score_inner(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        """Scores for inner users over all items, or over ``items`` (shape (len(users), m))."""
+    def _scorable(self, users: np.ndarray, history: History) -> np.ndarray:
+        """Rows the model scores itself; the others get the popularity fallback."""
+        has_history = history.lengths() > 0
+        if self.scores_from_history:
+            return has_history
+        if FOLD_IN in self.capabilities:
+            return (users >= 0) | has_history
+        return users >= 0
+
+    def _default_history(self, users_raw, n_rows: int) -> History:
+        store = getattr(self, "_train_history", None)
+        if users_raw is None or store is None:
+            return History.empty(n_rows, self.n_items_)
+        return build_history(store, self.item_map_, users_raw=np.asarray(users_raw))
+
+    def make_query(self, users=None, history=None, exclude=None, candidates=None):
+        """Raw query parts -> (inner users, History, exclude CSR, candidates CSR, FallbackLog).
+
+        The one parser behind :meth:`recommend` (and a service): raw ids at the edge, inner
+        indices inside; unknown history items and filter ids are counted, never silently lost.
+        """
         self._check_fitted()
-        users = np.asarray(users, dtype=np.int32)
-        scores = self._score(users)
-        if items is not None:
-            scores = np.take_along_axis(scores, np.asarray(items), axis=1)
-        return scores
+        user_map = getattr(self, "user_map_", None)
+        if users is None and history is None:
+            raise ValueError("recommend needs users, history, or both")
+        if users is not None:
+            if user_map is None:
+                raise TypeError(f"{type(self).__name__} has no users (session model): give "
+                                "history=[session items, ...] instead of users")
+            users_raw = np.atleast_1d(np.asarray(users))
+            inner_users = user_map.to_inner(users_raw, missing="mask")
+        else:
+            users_raw = None
+        if history is None:
+            hist = self._default_history(users_raw, len(users_raw))
+        else:
+            n = None if users_raw is None else len(users_raw)
+            hist = build_history(history, self.item_map_, n_rows=n, users_raw=users_raw)
+        n_rows = hist.n_rows
+        if users is None:
+            inner_users = np.full(n_rows, -1, dtype=np.int32)
+        log = FallbackLog(n_rows)
+        log.count("unknown item in history: dropped", hist.n_unknown)
+        ex, n_bad_ex = item_rows(exclude, self.item_map_, n_rows, "exclude")
+        cand, n_bad_cand = item_rows(candidates, self.item_map_, n_rows, "candidates")
+        log.count("unknown item in candidates: dropped", n_bad_cand)
+        return np.asarray(inner_users, dtype=np.int32), hist, ex, cand, log
 
-    def recommend(self, users, k: int = 10, exclude_seen: bool = True, candidates=None,
-                  filter=None, batch_size: int = 1024) -> Recommendations:
-        """Top-``k`` items for each raw user id.
+    def recommend(self, users=None, k: int = 10, *, history=None, exclude=None, candidates=None,
+                  exclude_seen: bool = True, batch_size: int = 1024) -> Recommendations:
+        """Top-``k`` items for each query row, raw ids in and out.
 
         Parameters
         ----------
-        users : array-like of raw user ids
+        users : array-like of raw user ids, optional
+            Known or unknown users; omit for anonymous rows (then ``history`` sets the rows).
         k : int
+        history : optional
+            Each row's interactions: item-id sequences, ``{item: value}`` mappings, a DataFrame
+            ``row, item[, value, timestamp]``, or an :class:`Interactions` store looked up by
+            user (see :mod:`recforge.models.query`). Default: the training interactions of the
+            known users (right after ``fit``), else none.
+        exclude : optional
+            Stoplist: one list of raw item ids for every row, or one list per row.
+        candidates : optional
+            Rank only these items: one list for every row, or one list per row.
         exclude_seen : bool
-            Drop items the user interacted with in training.
-        candidates : array-like of raw item ids, optional
-            Rank only these items.
-        filter : array-like of raw item ids, optional
-            Never recommend these items (a stoplist).
+            Drop the items of the row's history.
         batch_size : int
-            Users scored at once; memory is ``batch_size * n_items`` floats.
+            Rows scored at once; memory is ``batch_size * n_items`` floats.
 
-        Unknown users get the most popular items (counted in ``fallbacks_``).
+        Rows the model cannot score (an unknown user without usable history) get the most
+        popular items; ``Recommendations.fallback`` says which rows and why.
         """
-        self._check_fitted()
-        if not hasattr(self, "user_map_"):
-            raise TypeError(f"{type(self).__name__} recommends for sessions: use recommend_next")
-        u = self.user_map_.to_inner(np.atleast_1d(users), missing="mask")
-        cand = None if candidates is None else self.item_map_.to_inner(np.asarray(candidates), missing="mask")
-        stop = None if filter is None else self.item_map_.to_inner(np.asarray(filter), missing="mask")
-        idx, scores = self.recommend_inner(u, k, exclude_seen=exclude_seen,
-                                           candidates=None if cand is None else cand[cand >= 0],
-                                           exclude=None if stop is None else stop[stop >= 0],
-                                           batch_size=batch_size)
-        return self._to_recommendations(idx, scores)
+        users_inner, hist, ex, cand, log = self.make_query(users, history, exclude, candidates)
+        rec = self.recommend_inner(users_inner, k, history=hist, exclude=ex, candidates=cand,
+                                   exclude_seen=exclude_seen, batch_size=batch_size, fallbacks=log)
+        return self._with_raw_ids(rec)
 
-    def _to_recommendations(self, idx: np.ndarray, scores: np.ndarray) -> Recommendations:
+    def _with_raw_ids(self, rec: Recommendations) -> Recommendations:
+        idx = rec.inner
         raw = self.item_map_.to_raw(np.where(idx >= 0, idx, 0))
         if (idx < 0).any():
             raw = raw.astype(object)
             raw[idx < 0] = None
-        return Recommendations(items=raw, scores=scores, inner=idx)
+        rec.items = raw
+        return rec
 
-    def recommend_inner(self, users: np.ndarray, k: int = 10, exclude_seen: bool = True,
-                        candidates: np.ndarray | None = None, exclude: np.ndarray | None = None,
-                        batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`recommend` on inner indices (``-1`` = unknown user): (items, scores), (n, k)."""
+    def _to_recommendations(self, idx: np.ndarray, scores: np.ndarray) -> Recommendations:
+        return self._with_raw_ids(Recommendations(None, scores, idx))
+
+    def recommend_inner(self, users: np.ndarray, k: int = 10, *, history: History | sp.spmatrix | None = None,
+                        exclude: sp.spmatrix | None = None, candidates: sp.spmatrix | None = None,
+                        exclude_seen: bool = True, batch_size: int = 1024,
+                        fallbacks: FallbackLog | None = None) -> Recommendations:
+        """:meth:`recommend` on inner indices (``-1`` = unknown or anonymous row).
+
+        ``history`` is a :class:`History` or a CSR of inner item ids (rows aligned to
+        ``users``; the evaluator passes the training rows); ``exclude`` / ``candidates`` are
+        boolean CSRs (rows x items). Returns :class:`Recommendations` without raw ids.
+        """
         self._check_fitted()
         users = np.asarray(users, dtype=np.int32)
         n = users.size
+        if history is None:
+            hist = History.empty(n, self.n_items_)
+        elif isinstance(history, History):
+            hist = history
+        else:
+            hist = History.from_csr(history)
+        if hist.n_rows != n:
+            raise ValueError(f"history has {hist.n_rows} rows for {n} users")
+        log = FallbackLog(n) if fallbacks is None else fallbacks
         k_eff = int(min(k, self.n_items_))
         out_idx = np.full((n, k_eff), -1, dtype=np.int32)
         out_val = np.full((n, k_eff), -np.inf, dtype=np.float32)
-        allowed = None
-        if candidates is not None or exclude is not None:
-            allowed = np.ones(self.n_items_, dtype=bool)
-            if candidates is not None:
-                allowed[:] = False
-                allowed[np.asarray(candidates)] = True
-            if exclude is not None:
-                allowed[np.asarray(exclude)] = False
-        known = np.flatnonzero(users >= 0)
-        unknown = np.flatnonzero(users < 0)
-        for start in range(0, known.size, batch_size):
-            rows = known[start:start + batch_size]
-            ub = users[rows]
-            scores = np.array(self._score(ub), dtype=np.float32, copy=True)
-            if exclude_seen:
-                mask_rows(scores, self.seen_, ub)
-            if allowed is not None:
-                scores[:, ~allowed] = -np.inf
+        scorable = self._scorable(users, hist)
+        rows_scored = np.flatnonzero(scorable)
+        for start in range(0, rows_scored.size, batch_size):
+            rows = rows_scored[start:start + batch_size]
+            part = hist.take(rows)
+            sub = FallbackLog(rows.size)
+            scores = np.array(self._score(users[rows], part, sub), dtype=np.float32, copy=True)
+            log.absorb(sub, rows)
+            self._filter(scores, part.matrix if exclude_seen else None, rows, exclude, candidates)
             out_idx[rows], out_val[rows] = topk_rows(scores, k_eff)
-        if unknown.size:
-            self._count_fallback("unknown user: popularity", unknown.size)
-            pop = self.item_popularity_.astype(np.float32)[None, :].copy()
-            if allowed is not None:
-                pop[:, ~allowed] = -np.inf
-            pi, pv = topk_rows(pop, k_eff)
-            out_idx[unknown], out_val[unknown] = pi, pv
-        return out_idx, out_val
+        rest = np.flatnonzero(~scorable)
+        if rest.size:
+            has_history = hist.lengths()[rest] > 0
+            for mask, reason in ((~has_history & (users[rest] < 0), "unknown user, no history: popularity"),
+                                 (has_history & (users[rest] < 0), "unknown user (model cannot fold in): popularity"),
+                                 (users[rest] >= 0, "no history: popularity")):
+                log.mark(reason, rest[mask])
+            for start in range(0, rest.size, batch_size):
+                rows = rest[start:start + batch_size]
+                pop = np.broadcast_to(self.item_popularity_.astype(np.float32),
+                                      (rows.size, self.n_items_)).copy()
+                seen = hist.take(rows).matrix if exclude_seen else None
+                self._filter(pop, seen, rows, exclude, candidates)
+                out_idx[rows], out_val[rows] = topk_rows(pop, k_eff)
+        return Recommendations(None, out_val, out_idx, log.row, log.as_dict())
+
+    @staticmethod
+    def _filter(scores: np.ndarray, seen: sp.csr_matrix | None, rows: np.ndarray,
+                exclude: sp.spmatrix | None, candidates: sp.spmatrix | None) -> None:
+        """Mask, in place, the batch's seen items, stoplist entries and non-candidates."""
+        local = np.arange(rows.size)
+        if seen is not None and seen.nnz:
+            mask_rows(scores, seen, local)
+        if exclude is not None:
+            mask_rows(scores, sp.csr_matrix(exclude[rows]), local)
+        if candidates is not None:
+            allowed = sp.csr_matrix(candidates[rows])
+            kept = np.full(scores.shape, -np.inf, dtype=scores.dtype)
+            r = np.repeat(local, np.diff(allowed.indptr))
+            kept[r, allowed.indices] = scores[r, allowed.indices]
+            scores[...] = kept
+
+    def score_inner(self, users: np.ndarray, items: np.ndarray | None = None, *,
+                    history: History | sp.spmatrix | None = None,
+                    fallbacks: FallbackLog | None = None) -> np.ndarray:
+        """Raw model scores (no masking) for query rows over all items, or over ``items``
+        (an (n, m) array of inner item ids per row): shape (len(users), n_items or m).
+
+        Rows the model cannot score get the popularity scores (logged in ``fallbacks``)."""
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int32)
+        if history is None:
+            hist = History.empty(users.size, self.n_items_)
+        else:
+            hist = history if isinstance(history, History) else History.from_csr(history)
+        log = FallbackLog(users.size) if fallbacks is None else fallbacks
+        scorable = self._scorable(users, hist)
+        scores = np.empty((users.size, self.n_items_), dtype=np.float32)
+        rows = np.flatnonzero(scorable)
+        if rows.size:
+            sub = FallbackLog(rows.size)
+            scores[rows] = self._score(users[rows], hist.take(rows), sub)
+            log.absorb(sub, rows)
+        if rows.size < users.size:
+            log.mark("cannot score row: popularity", ~scorable)
+            scores[~scorable] = self.item_popularity_
+        if items is not None:
+            scores = np.take_along_axis(scores, np.asarray(items), axis=1)
+        return scores
+
+    # ------------------------------------------------------------------ incremental updates
+    def partial_fit(self, interactions) -> Recommender:
+        """Absorb new interactions without a full refit (``INCREMENTAL`` models only)."""
+        raise TypeError(f"{type(self).__name__} cannot absorb new interactions without a refit "
+                        "(no INCREMENTAL capability); call fit() on the grown data")
+
+    # ------------------------------------------------------------------ embeddings
+    #: How query and item vectors are compared by ``EMBEDDINGS`` models: "dot" or "cosine".
+    similarity: ClassVar[str] = "dot"
+
+    def item_vectors(self) -> np.ndarray:
+        """(n_items, d) float32 item vectors (``EMBEDDINGS`` models)."""
+        raise TypeError(f"{type(self).__name__} has no item vectors (no EMBEDDINGS capability)")
+
+    def query_vectors(self, users: np.ndarray, history: History | None = None) -> np.ndarray:
+        """(len(users), d) float32 query vectors for inner users and/or histories, such that
+        ``similarity(query, item)`` gives the model's scores (``EMBEDDINGS`` models)."""
+        raise TypeError(f"{type(self).__name__} has no query vectors (no EMBEDDINGS capability)")
 
     # ------------------------------------------------------------------ item similarity
     def _similar(self, items: np.ndarray) -> np.ndarray:
@@ -321,7 +507,8 @@ class Recommender:
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
         """Write the model to directory ``path`` atomically: ``config.json`` + ``arrays.npz``
-        (+ ``weights.safetensors`` for torch models). No pickle anywhere."""
+        (+ ``weights.safetensors`` for torch models), the config holding a sha256 of every
+        other file. No pickle anywhere; the training interactions are not saved."""
         self._check_fitted()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -329,20 +516,25 @@ class Recommender:
         try:
             arrays: dict[str, np.ndarray] = {}
             state_spec: dict[str, dict] = {}
-            for key, value in vars(self).items():
-                if not key.endswith("_") or key.startswith("_"):
-                    continue
-                state_spec[key] = _encode_state(key, value, arrays)
+            for key in self._state_names():
+                if not hasattr(self, key):
+                    if key in ("user_map_", "n_users_", "user_counts_", "global_mean_", "rating_scale_"):
+                        continue  # session models have no users
+                    raise RuntimeError(f"{type(self).__name__}: declared state {key!r} is missing")
+                state_spec[key] = _encode_state(key, getattr(self, key), arrays)
             self._save_extra(tmp, arrays, state_spec)
+            with open(tmp / "arrays.npz", "wb") as f:
+                np.savez(f, **arrays)
+            files = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
             config = {
                 "format": "recforge-model",
+                "format_version": FORMAT_VERSION,
                 "recforge_version": __version__,
                 "model": self.name,
                 "params": _jsonable(self.get_params()),
                 "state": state_spec,
+                "files": files,
             }
-            with open(tmp / "arrays.npz", "wb") as f:
-                np.savez(f, **arrays)
             (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
             for f in tmp.iterdir():
                 with open(f, "rb") as fh:
@@ -367,12 +559,15 @@ class Recommender:
 
     @classmethod
     def load(cls, path) -> Recommender:
-        """Read a model written by :meth:`save` (any registered class when called on the base)."""
+        """Read a model written by :meth:`save` (any registered class when called on the base),
+        importing only its family. Raises :class:`ModelFileError` naming the file for a missing
+        or corrupt file, an unknown class or another format version."""
         path = Path(path)
-        config = json.loads((path / "config.json").read_text())
-        if config.get("format") != "recforge-model":
-            raise ValueError(f"{path}: not a recforge model directory")
-        model_cls = get_model_class(config["model"])
+        config = read_model_config(path)
+        try:
+            model_cls = get_model_class(config["model"])
+        except KeyError as exc:
+            raise ModelFileError(f"{path / 'config.json'}: {exc.args[0]}") from None
         if cls is not Recommender and not issubclass(model_cls, cls):
             raise TypeError(f"{path} holds a {config['model']}, not a {cls.__name__}")
         model = model_cls(**config["params"])
@@ -385,43 +580,85 @@ class Recommender:
         return model
 
 
+def read_model_config(path) -> dict:
+    """The verified ``config.json`` of a saved model directory (see :meth:`Recommender.load`)."""
+    path = Path(path)
+    cfg_file = path / "config.json"
+    if not path.is_dir():
+        raise ModelFileError(f"{path}: no such model directory")
+    if not cfg_file.is_file():
+        raise ModelFileError(f"{cfg_file}: missing (not a saved recforge model)")
+    try:
+        config = json.loads(cfg_file.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{cfg_file}: not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != "recforge-model":
+        raise ModelFileError(f"{cfg_file}: not a recforge model config")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(f"{cfg_file}: format version {version!r}; this recforge "
+                             f"({__version__}) reads version {FORMAT_VERSION} — re-save the model "
+                             "with a matching recforge")
+    for key in ("model", "params", "state", "files"):
+        if key not in config:
+            raise ModelFileError(f"{cfg_file}: field {key!r} is missing")
+    for name, digest in config["files"].items():
+        f = path / name
+        if not f.is_file():
+            raise ModelFileError(f"{f}: missing (listed in config.json)")
+        if _sha256(f) != digest:
+            raise ModelFileError(f"{f}: sha256 does not match config.json (file corrupt or "
+                                 "changed after saving)")
+    return config
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 class SessionRecommender(Recommender):
     """Base of session-based models: trained on :class:`SessionEvents`, asked for the next item
-    of in-progress sessions."""
+    of in-progress sessions — anonymous query rows whose history is the session so far."""
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({SESSION})
+    capabilities: ClassVar[frozenset[str]] = frozenset({SESSION, FOLD_IN})
     train_type: ClassVar[type] = SessionEvents
+    scores_from_history: ClassVar[bool] = True
 
     def recommend_next(self, sessions, k: int = 10, exclude=None) -> Recommendations:
         """Top-``k`` next items for each in-progress session (a list of raw item-id sequences).
 
-        Unknown items in a session are skipped (counted); an empty session gets popular items.
+        Items of the session are not excluded (people do click an item again); unknown items
+        are skipped and an empty session gets popular items (both reported in the result).
         """
-        self._check_fitted()
-        seqs = []
-        n_unknown = 0
-        for s in sessions:
-            idx = self.item_map_.to_inner(np.asarray(list(s)), missing="mask") if len(s) else np.empty(0, np.int32)
-            n_unknown += int((idx < 0).sum())
-            seqs.append(idx[idx >= 0].astype(np.int32))
-        self._count_fallback("unknown item in session", n_unknown)
-        stop = None if exclude is None else self.item_map_.to_inner(np.asarray(exclude), missing="mask")
-        idx, vals = self.recommend_next_inner(seqs, k, exclude=None if stop is None else stop[stop >= 0])
-        return self._to_recommendations(idx, vals)
+        return self.recommend(history=[list(s) for s in sessions], k=k, exclude=exclude,
+                              exclude_seen=False)
 
     def recommend_next_inner(self, sessions: list[np.ndarray], k: int = 10,
                              exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        nonempty = [i for i, s in enumerate(sessions) if len(s)]
-        scores = np.empty((len(sessions), self.n_items_), dtype=np.float32)
-        if nonempty:
-            scores[nonempty] = self._score_next([sessions[i] for i in nonempty])
-        empty = [i for i, s in enumerate(sessions) if not len(s)]
-        if empty:
-            self._count_fallback("empty session: popularity", len(empty))
-            scores[empty] = self.item_popularity_
-        if exclude is not None:
-            scores[:, exclude] = -np.inf
-        return topk_rows(scores, k)
+        """:meth:`recommend_next` on inner item sequences: (items, scores), each (n, k)."""
+        lengths = [len(s) for s in sessions]
+        indptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        items = np.concatenate([np.asarray(s, np.int32) for s in sessions]) if sessions else np.empty(0, np.int32)
+        m = sp.csr_matrix((np.ones(items.size, np.float32), items, indptr),
+                          shape=(len(sessions), self.n_items_))
+        m.sum_duplicates()
+        hist = History(m, indptr, items, 0)
+        ex = None
+        if exclude is not None and len(exclude):
+            cols = np.unique(np.asarray(exclude))
+            ex = sp.csr_matrix((np.ones(cols.size * len(sessions), bool),
+                                (np.repeat(np.arange(len(sessions)), cols.size),
+                                 np.tile(cols, len(sessions)))), shape=m.shape)
+        rec = self.recommend_inner(np.full(len(sessions), -1, np.int32), k, history=hist,
+                                   exclude=ex, exclude_seen=False)
+        return rec.inner, rec.scores
+
+    def _score(self, users: np.ndarray, history: History, fallbacks: FallbackLog) -> np.ndarray:
+        return self._score_next(history.sequences())
 
     def _score_next(self, sessions: list[np.ndarray]) -> np.ndarray:
         """Scores of every item as the next event of each (non-empty) inner session."""

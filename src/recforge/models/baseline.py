@@ -26,9 +26,12 @@ import logging
 
 import numba
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import ndtri
 
-from .base import RANKING, RATING, Recommender, register
+from ..data.interactions import Interactions
+from .base import FOLD_IN, INCREMENTAL, RANKING, RATING, Recommender, register
+from .query import FallbackLog, History
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +97,7 @@ class Random(Recommender):
     """
 
     capabilities = frozenset({RATING})
+    state = ("mu_", "sigma_", "seed_")
 
     def __init__(self, random_state=None):
         self.random_state = random_state
@@ -104,7 +108,7 @@ class Random(Recommender):
         self.sigma_ = float(np.sqrt(np.mean((r - self.mu_) ** 2)))
         self.seed_ = _resolve_seed(self.random_state)
 
-    def _predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    def _predict(self, u: np.ndarray, i: np.ndarray, fallbacks: FallbackLog) -> np.ndarray:
         return self.mu_ + self.sigma_ * ndtri(_pair_uniform(self.seed_, u, i))
 
 
@@ -121,6 +125,7 @@ class GlobalMean(Recommender):
     """
 
     capabilities = frozenset({RATING})
+    state = ("mu_",)
 
     def __init__(self):
         pass
@@ -128,7 +133,7 @@ class GlobalMean(Recommender):
     def _fit(self, train, **_) -> None:
         self.mu_ = float(_ratings64(train).mean())
 
-    def _predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    def _predict(self, u: np.ndarray, i: np.ndarray, fallbacks: FallbackLog) -> np.ndarray:
         return np.full(u.shape, self.mu_)
 
 
@@ -211,7 +216,10 @@ class BaselineOnly(Recommender):
         from ``random_state`` instead.
 
     Users or items without training ratings keep a zero bias, so they are predicted from the
-    other bias (as Surprise does).
+    other bias (as Surprise does). A query row of an unknown or anonymous user folds in its
+    history with the closed-form user step,
+    :math:`b_u = \sum_{i \in H} (r_{ui} - \mu - b_i) / (\lambda + |H|)` (``reg_u`` for ALS,
+    ``reg`` for SGD), so its scores are its predicted ratings.
 
     Parameters
     ----------
@@ -236,7 +244,8 @@ class BaselineOnly(Recommender):
     ([0.0, 0.0], [-1.0, 2.0])
     """
 
-    capabilities = frozenset({RATING})
+    capabilities = frozenset({RATING, FOLD_IN})
+    state = ("mu_", "bu_", "bi_")
 
     def __init__(self, method: str = "als", reg_i: float = 10.0, reg_u: float = 15.0,
                  n_epochs: int | None = None, learning_rate: float = 0.005, reg: float = 0.02,
@@ -283,12 +292,24 @@ class BaselineOnly(Recommender):
         self.bu_ = bu
         self.bi_ = bi
 
-    def _predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    def _predict(self, u: np.ndarray, i: np.ndarray, fallbacks: FallbackLog) -> np.ndarray:
         return self.mu_ + self.bu_[u] + self.bi_[i]
 
-    def _score(self, users: np.ndarray) -> np.ndarray:
+    def fold_in_user_bias(self, history: sp.csr_matrix) -> np.ndarray:
+        """User biases of history rows by the closed-form user step (see the class docstring)."""
+        h = sp.csr_matrix(history)
+        rows = np.repeat(np.arange(h.shape[0]), np.diff(h.indptr))
+        resid = h.data.astype(np.float64) - self.mu_ - self.bi_[h.indices]
+        lam = self.reg_u if self.method == "als" else self.reg
+        return np.bincount(rows, weights=resid, minlength=h.shape[0]) / (lam + np.diff(h.indptr))
+
+    def _score(self, users: np.ndarray, history: History, fallbacks: FallbackLog) -> np.ndarray:
         # mu + b_u is constant per row, but kept so that scores equal predictions
-        return (self.mu_ + self.bu_[users][:, None] + self.bi_[None, :]).astype(np.float32)
+        bu = np.where(users >= 0, self.bu_[np.maximum(users, 0)], 0.0)
+        unknown = users < 0
+        if unknown.any():
+            bu[unknown] = self.fold_in_user_bias(history.matrix[np.flatnonzero(unknown)])
+        return (self.mu_ + bu[:, None] + self.bi_[None, :]).astype(np.float32)
 
 
 @register("MostPopular")
@@ -317,7 +338,8 @@ class MostPopular(Recommender):
     [[20, 30]]
     """
 
-    capabilities = frozenset({RANKING})
+    capabilities = frozenset({RANKING, INCREMENTAL})
+    state = ("latest_time_",)
 
     def __init__(self, recency_half_life: float | None = None):
         self.recency_half_life = recency_half_life
@@ -335,9 +357,45 @@ class MostPopular(Recommender):
             t = train.timestamps
             weights = np.exp2(-(t.max() - t) / h) if t.size else t
             pop = np.bincount(train.items, weights=weights, minlength=train.n_items)
+        self.latest_time_ = float(train.timestamps.max()) \
+            if train.timestamps is not None and train.timestamps.size else None
         self.item_popularity_ = pop.astype(np.float32)
 
-    def _score(self, users: np.ndarray) -> np.ndarray:
+    def partial_fit(self, interactions: Interactions) -> MostPopular:
+        """Add new interactions to the counts (new users and items extend the id maps).
+
+        With ``recency_half_life`` the old scores decay to the new latest timestamp first, so
+        the result equals a refit on all interactions (up to float32 rounding).
+        """
+        self._check_fitted()
+        if not isinstance(interactions, Interactions):
+            raise TypeError("partial_fit expects Interactions")
+        self.user_map_, _ = self.user_map_.grow(interactions.user_map.raw)
+        self.n_users_ = len(self.user_map_)
+        self.item_map_, new_items = self.item_map_.grow(interactions.item_map.raw)
+        self.n_items_ = len(self.item_map_)
+        items = new_items[interactions.items]
+        pop = np.zeros(self.n_items_)
+        pop[:self.item_popularity_.size] = self.item_popularity_
+        if self.recency_half_life is None:
+            pop += np.bincount(items, minlength=self.n_items_)
+        else:
+            t = interactions.timestamps
+            if t is None:
+                raise ValueError("MostPopular(recency_half_life=...) needs timestamps in the "
+                                 "new interactions")
+            if t.size:
+                h = float(self.recency_half_life)
+                latest = max(float(t.max()), self.latest_time_ if self.latest_time_ is not None
+                             else float(t.max()))
+                if self.latest_time_ is not None:
+                    pop *= np.exp2(-(latest - self.latest_time_) / h)
+                pop += np.bincount(items, weights=np.exp2(-(latest - t) / h), minlength=self.n_items_)
+                self.latest_time_ = latest
+        self.item_popularity_ = pop.astype(np.float32)
+        return self
+
+    def _score(self, users: np.ndarray, history: History, fallbacks: FallbackLog) -> np.ndarray:
         return np.broadcast_to(self.item_popularity_, (users.size, self.n_items_))
 
 
@@ -355,6 +413,7 @@ class RandomRanker(Recommender):
     """
 
     capabilities = frozenset({RANKING})
+    state = ("seed_",)
 
     def __init__(self, random_state=None):
         self.random_state = random_state
@@ -362,7 +421,7 @@ class RandomRanker(Recommender):
     def _fit(self, train, **_) -> None:
         self.seed_ = _resolve_seed(self.random_state)
 
-    def _score(self, users: np.ndarray) -> np.ndarray:
+    def _score(self, users: np.ndarray, history: History, fallbacks: FallbackLog) -> np.ndarray:
         items = np.arange(self.n_items_, dtype=np.int64)
         u = np.repeat(np.asarray(users, dtype=np.int64), self.n_items_)
         i = np.tile(items, len(users))

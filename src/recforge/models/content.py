@@ -33,9 +33,10 @@ import scipy.sparse as sp
 
 from ..data.features import ItemFeatures
 from ..data.interactions import Interactions
-from .base import ITEM_FEATURES, RANKING, RATING, SIMILAR_ITEMS, Recommender, register
+from .base import FOLD_IN, ITEM_FEATURES, RANKING, RATING, SIMILAR_ITEMS, Recommender, register
 from .neighborhood._kernels import topk_weighted_mean, topk_weighted_mean_serial
 from .neighborhood.knn import als_baselines
+from .query import FallbackLog, History
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +263,10 @@ class ContentKNN(Recommender):
     >>> model.fit(train, item_features=features).predict(["85"], [1])  # doctest: +SKIP
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({RATING, RANKING, SIMILAR_ITEMS, ITEM_FEATURES})
+    capabilities: ClassVar[frozenset[str]] = frozenset({RATING, RANKING, SIMILAR_ITEMS, ITEM_FEATURES,
+                                                       FOLD_IN})
+    state = ("content_spec_", "user_bias_", "item_bias_", "train_ratings_")
+    scores_from_history = True
 
     def __init__(self, k: int = 40, components: dict | None = None, kinds: dict | None = None,
                  combine: str = "product", year_scale: float = 10.0, fallback: str = "baseline"):
@@ -295,6 +299,10 @@ class ContentKNN(Recommender):
         self.train_ratings_ = sp.csr_matrix(train.csr, dtype=np.float64)
         self.train_ratings_.sort_indices()
 
+    def _state_names(self) -> tuple[str, ...]:
+        return self.persisted_state() + tuple(f"content_{name}_" for name, _, _ in
+                                              self.content_spec_["parts"])
+
     def _content(self) -> ContentSimilarity:
         sim = getattr(self, "_similarity", None)
         if sim is None:  # after load: rebuild from the saved arrays
@@ -308,16 +316,22 @@ class ContentKNN(Recommender):
             self._similarity = sim
         return sim
 
-    def _fallback_values(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    def _fallback_values(self, user_bias: np.ndarray, i: np.ndarray) -> np.ndarray:
         if self.fallback == "global_mean":
-            return np.full(u.shape, self.global_mean_)
-        return self.global_mean_ + self.user_bias_[u] + self.item_bias_[i]
+            return np.full(i.shape, self.global_mean_)
+        return self.global_mean_ + user_bias + self.item_bias_[i]
 
-    def _estimate(self, u: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Neighbourhood estimates and the mask of pairs that have no neighbour (estimate 0)."""
+    def _fold_in_bias(self, h: sp.csr_matrix) -> np.ndarray:
+        """User biases of history rows: the closed-form ALS user step (reg 15, as fitted)."""
+        rows = np.repeat(np.arange(h.shape[0]), np.diff(h.indptr))
+        resid = h.data - self.global_mean_ - self.item_bias_[h.indices]
+        return np.bincount(rows, weights=resid, minlength=h.shape[0]) / (15.0 + np.diff(h.indptr))
+
+    def _estimate(self, ratings: sp.csr_matrix, u: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbourhood estimates for pairs (row ``u`` of ``ratings``, item ``i``) and the mask of
+        pairs that have no neighbour (estimate 0)."""
         out = np.zeros(u.shape)
         sim = self._content()
-        ratings = self.train_ratings_
         order = np.argsort(u, kind="stable")
         bounds = np.flatnonzero(np.diff(u[order])) + 1
         no_neighbour = np.zeros(u.shape, bool)
@@ -338,31 +352,36 @@ class ContentKNN(Recommender):
             no_neighbour[grp] = ~ok
         return out, no_neighbour
 
-    def _predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    def _predict(self, u: np.ndarray, i: np.ndarray, fallbacks: FallbackLog) -> np.ndarray:
         u = np.asarray(u, np.int64)
         i = np.asarray(i, np.int64)
-        out, no_neighbour = self._estimate(u, i)
+        out, no_neighbour = self._estimate(self.train_ratings_, u, i)
         if no_neighbour.any():
-            out[no_neighbour] = self._fallback_values(u[no_neighbour], i[no_neighbour])
-            self._count_fallback(f"no similar rated item: {self.fallback.replace('_', ' ')}",
-                                 int(no_neighbour.sum()))
+            out[no_neighbour] = self._fallback_values(self.user_bias_[u[no_neighbour]], i[no_neighbour])
+            fallbacks.count(f"no similar rated item: {self.fallback.replace('_', ' ')}",
+                            int(no_neighbour.sum()))
         return out
 
-    def _score(self, users: np.ndarray) -> np.ndarray:
-        """Predicted ratings of every item; items with no similar rated item rank after all the
-        items that have one (their fallback minus :data:`NO_NEIGHBOUR_PENALTY`), so that a
-        user who rates low does not get a list of unpredictable items."""
+    def _score(self, users: np.ndarray, history: History, fallbacks: FallbackLog) -> np.ndarray:
+        """Predicted ratings of every item from the row's history; items with no similar rated
+        item rank after all the items that have one (their fallback minus
+        :data:`NO_NEIGHBOUR_PENALTY`), so that a user who rates low does not get a list of
+        unpredictable items. A known user keeps its fitted bias, a new one folds it in."""
         users = np.asarray(users, np.int64)
-        n = self.n_items_
-        uu = np.repeat(users, n)
-        ii = np.tile(np.arange(n, dtype=np.int64), users.size)
-        est, no_neighbour = self._estimate(uu, ii)
+        h = sp.csr_matrix(history.matrix, dtype=np.float64)
+        h.sort_indices()
+        n_rows, n = users.size, self.n_items_
+        bias = np.where(users >= 0, self.user_bias_[np.maximum(users, 0)], 0.0)
+        if (users < 0).any():
+            bias[users < 0] = self._fold_in_bias(h[np.flatnonzero(users < 0)])
+        uu = np.repeat(np.arange(n_rows), n)
+        ii = np.tile(np.arange(n, dtype=np.int64), n_rows)
+        est, no_neighbour = self._estimate(h, uu, ii)
         if no_neighbour.any():
-            est[no_neighbour] = (self._fallback_values(uu[no_neighbour], ii[no_neighbour])
+            est[no_neighbour] = (self._fallback_values(bias[uu[no_neighbour]], ii[no_neighbour])
                                  - NO_NEIGHBOUR_PENALTY)
-            self._count_fallback("ranking: no similar rated item, ranked last",
-                                 int(no_neighbour.sum()))
-        return est.astype(np.float32).reshape(users.size, n)
+            fallbacks.count("ranking: no similar rated item, ranked last", int(no_neighbour.sum()))
+        return est.astype(np.float32).reshape(n_rows, n)
 
     def _similar(self, items: np.ndarray) -> np.ndarray:
         return self._content().block(items, np.arange(self.n_items_))

@@ -102,6 +102,7 @@ class SurpriseAlgorithm(Recommender):
     """
 
     capabilities = frozenset({RATING})
+    state = ("train_users_", "train_items_", "train_values_", "to_surprise_user_", "to_surprise_item_")
 
     def __init__(self, algo="SVD", params: dict | None = None):
         self.algo = algo
@@ -153,7 +154,7 @@ class SurpriseAlgorithm(Recommender):
         self.algo_ = algo
         self.trainset_ = trainset
 
-    def _predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    def _predict(self, u: np.ndarray, i: np.ndarray, fallbacks) -> np.ndarray:
         surprise = _import_surprise()
         algo = self.algo_
         su = self.to_surprise_user_[u]
@@ -173,15 +174,13 @@ class SurpriseAlgorithm(Recommender):
             if isinstance(est, tuple):
                 est = est[0]
             out[j] = est
-        self._count_fallback("surprise: prediction impossible (training mean)", impossible)
+        fallbacks.count("surprise: prediction impossible (training mean)", impossible)
         return out
 
     def _save_extra(self, directory: Path, arrays: dict, state_spec: dict) -> None:
         if not isinstance(self.algo, str):
             raise TypeError("a SurpriseAlgorithm built from an algorithm instance cannot be "
                             "saved; pass the algorithm's class name and params instead")
-        for key in ("algo_", "trainset_"):
-            state_spec.pop(key, None)
 
     def _load_extra(self, directory: Path, config: dict) -> None:
         cls = _resolve_class(self.algo)

@@ -139,8 +139,12 @@ def _lookup(sim_indptr, sim_indices, sim_data, x, x2):
 
 @njit(parallel=True, cache=True)
 def knn_predict(xs, ys, y_indptr, y_indices, y_data, sim_dense, sim_indptr, sim_indices,
-                sim_data, use_dense, k, min_k, mode, means, sigmas, bx, by, global_mean):
+                sim_data, use_dense, k, min_k, mode, means, sigmas, bx, by, global_mean,
+                q_means, q_sigmas, q_bias):
     """k-NN estimates for pairs (x, y): Surprise's KNNBasic/WithMeans/WithZScore/Baseline.
+
+    ``means``, ``sigmas`` and ``bx`` describe the neighbours x2; ``q_means``, ``q_sigmas`` and
+    ``q_bias`` the query row x (the same arrays for training rows; a folded-in row's own).
 
     The candidates are the rows x2 that rated y (column ``y`` of the y-major CSR, ascending
     x2); the ``k`` with the largest ``sim[x, x2]`` are kept (ties: lower x2 first), and of those
@@ -211,11 +215,11 @@ def knn_predict(xs, ys, y_indptr, y_indices, y_data, sim_dense, sim_indptr, sim_
             continue
         offset = sum_num / sum_sim if (count >= min_k and sum_sim > 0) else 0.0
         if mode == WITH_MEANS:
-            est[p] = means[x] + offset
+            est[p] = q_means[x] + offset
         elif mode == WITH_ZSCORE:
-            est[p] = means[x] + offset * sigmas[x]
+            est[p] = q_means[x] + offset * q_sigmas[x]
         else:
-            est[p] = global_mean + bx[x] + by[y] + offset
+            est[p] = global_mean + q_bias[x] + by[y] + offset
     return est, actual
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ...data.interactions import Interactions
 from ..base import RANKING, RATING, Recommender, check_random_state, register
+from ..query import FallbackLog
 
 
 def _row_means(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -52,6 +53,8 @@ class CoClustering(Recommender):
     """
 
     capabilities: ClassVar[frozenset[str]] = frozenset({RATING, RANKING})
+    state = ("avg_cltr_u_", "avg_cltr_i_", "avg_cocltr_", "cltr_u_", "cltr_i_", "user_mean_",
+             "item_mean_")
 
     def __init__(self, n_cltr_u: int = 3, n_cltr_i: int = 3, n_epochs: int = 20,
                  random_state=None):
@@ -111,12 +114,11 @@ class CoClustering(Recommender):
         self.cltr_u_, self.cltr_i_ = cu.astype(np.int64), ci.astype(np.int64)
         self.user_mean_, self.item_mean_ = user_mean, item_mean
 
-    def _predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    def _predict(self, u: np.ndarray, i: np.ndarray, fallbacks: FallbackLog) -> np.ndarray:
         u = np.asarray(u, np.int64)
         i = np.asarray(i, np.int64)
-        known = (np.diff(self.seen_.indptr)[u] > 0) & (self.item_popularity_[i] > 0)
-        self._count_fallback("user or item without training ratings: global mean",
-                             int((~known).sum()))
+        known = (self.user_counts_[u] > 0) & (self.item_popularity_[i] > 0)
+        fallbacks.count("user or item without training ratings: global mean", int((~known).sum()))
         cu, ci = self.cltr_u_[u], self.cltr_i_[i]
         est = (self.avg_cocltr_[cu, ci] + self.user_mean_[u] - self.avg_cltr_u_[cu] +
                self.item_mean_[i] - self.avg_cltr_i_[ci])

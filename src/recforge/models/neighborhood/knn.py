@@ -11,8 +11,15 @@ With :math:`N^k_i(u)` the (at most) ``k`` users most similar to :math:`u` among 
 and the item-based ones exchange the roles of users and items (Sarwar et al. 2001). When fewer
 than ``min_k`` neighbours exist, KNNBasic cannot predict and returns the global mean; the other
 three drop the neighbourhood term (user/item mean or baseline). Both cases are counted in
-``fallbacks_``. Baselines :math:`b_{ui} = \mu + b_u + b_i` are fitted by Surprise's ALS
+the call's fallbacks. Baselines :math:`b_{ui} = \mu + b_u + b_i` are fitted by Surprise's ALS
 (Koren 2010, eq. 2; ``reg_i=10``, ``reg_u=15``, 10 epochs).
+
+Ranking scores a query row from what it carries (``FOLD_IN``). Item-based: the row's history
+*is* the set of rated neighbours :math:`j`, so a new or anonymous user is scored exactly as a
+training user with the same ratings (its user bias, where the baseline needs one, folds in by
+the closed-form ALS user step). User-based: a known user keeps its fitted neighbours; a new or
+anonymous row gets its neighbours by the same similarity computed between its history and the
+training users, and its own mean, spread and bias from its history.
 """
 
 from __future__ import annotations
@@ -24,8 +31,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...data.interactions import Interactions
-from ..base import RANKING, RATING, SIMILAR_ITEMS, Recommender, register
+from ..base import FOLD_IN, RANKING, RATING, SIMILAR_ITEMS, Recommender, register
 from ..baseline import baseline_als
+from ..query import FallbackLog, History
 from . import _kernels as K
 from .similarities import (
     check_similarity_name,
@@ -75,8 +83,14 @@ class _KNNBase(Recommender):
     baseline_epochs : int, default 10
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({RATING, RANKING, SIMILAR_ITEMS})
+    capabilities: ClassVar[frozenset[str]] = frozenset({RATING, RANKING, SIMILAR_ITEMS, FOLD_IN})
+    state = ("ratings_y_", "user_bias_", "item_bias_", "means_", "sigmas_", "overall_sigma_",
+             "sim_", "similarity_nbytes_")
     _mode: ClassVar[int] = K.BASIC
+
+    @property
+    def scores_from_history(self) -> bool:  # item-based: the history is the neighbourhood
+        return not self.user_based
 
     def __init__(self, k: int = 40, min_k: int = 1, sim: str = "msd", user_based: bool = True,
                  min_support: int = 1, shrinkage: float = 100.0,
@@ -134,6 +148,7 @@ class _KNNBase(Recommender):
         sq = np.bincount(rows, weights=(data - self.means_[rows]) ** 2, minlength=x_major.shape[0])
         sigma = np.sqrt(np.divide(sq, counts, out=np.zeros(x_major.shape[0]), where=counts > 0))
         overall = float(np.std(data)) if data.size else 1.0
+        self.overall_sigma_ = overall
         # a constant row has no spread: Surprise uses the spread of all ratings instead
         self.sigmas_ = np.where(sigma == 0.0, overall, sigma)
 
@@ -141,53 +156,139 @@ class _KNNBase(Recommender):
         return (user_thing, item_thing) if self.user_based else (item_thing, user_thing)
 
     # ------------------------------------------------------------------ prediction
-    def _predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    def _predict(self, u: np.ndarray, i: np.ndarray, fallbacks: FallbackLog) -> np.ndarray:
         u = np.asarray(u, np.int64)
         i = np.asarray(i, np.int64)
         out = np.full(u.shape, self.global_mean_, dtype=np.float64)
-        user_counts = np.diff(self.seen_.indptr)
-        known = (user_counts[u] > 0) & (self.item_popularity_[i] > 0)
+        known = (self.user_counts_[u] > 0) & (self.item_popularity_[i] > 0)
         n_unknown = int((~known).sum())
         if n_unknown:
             if self._mode == K.BASELINE:
                 # the baseline still applies to the side that is known (its bias is 0 otherwise)
                 out[~known] = self.global_mean_ + self.user_bias_[u[~known]] + self.item_bias_[i[~known]]
-                self._count_fallback("user or item without training ratings: baseline", n_unknown)
+                fallbacks.count("user or item without training ratings: baseline", n_unknown)
             else:
-                self._count_fallback("user or item without training ratings: global mean", n_unknown)
+                fallbacks.count("user or item without training ratings: global mean", n_unknown)
         if not known.any():
             return out
         x, y = self._switch(u[known], i[known])
-        est, actual_k = self._estimate(x, y)
-        below = actual_k < int(self.min_k)
+        bx, by = self._switch(self.user_bias_, self.item_bias_)
+        est, actual_k = self._estimate(x, y, self.ratings_y_, by, self.means_, self.sigmas_, bx)
+        out[known] = self._finish(est, actual_k, fallbacks)
+        return out
+
+    def _finish(self, est: np.ndarray, actual_k: np.ndarray, fallbacks: FallbackLog) -> np.ndarray:
+        """Count (and for KNNBasic fill) the estimates with fewer than ``min_k`` neighbours."""
         if self._mode == K.BASIC:
             impossible = np.isnan(est)
             est[impossible] = self.global_mean_
-            self._count_fallback("fewer than min_k neighbours: global mean", int(impossible.sum()))
+            fallbacks.count("fewer than min_k neighbours: global mean", int(impossible.sum()))
         else:
             what = "baseline" if self._mode == K.BASELINE else "mean"
-            self._count_fallback(f"fewer than min_k neighbours: {what}", int(below.sum()))
-        out[known] = est
-        return out
+            fallbacks.count(f"fewer than min_k neighbours: {what}",
+                            int((actual_k < int(self.min_k)).sum()))
+        return est
 
-    def _estimate(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        y_major = self.ratings_y_
-        dense = not sp.issparse(self.sim_)
-        if dense:
-            sim_dense = self.sim_
-            s_ptr = s_idx = np.zeros(1, np.int64)
-            s_val = np.zeros(1)
-        else:
-            sim_dense = np.zeros((1, 1))
-            s_ptr = self.sim_.indptr.astype(np.int64)
-            s_idx = self.sim_.indices.astype(np.int64)
-            s_val = self.sim_.data.astype(np.float64)
-        bx, by = self._switch(self.user_bias_, self.item_bias_)
-        return K.knn_predict(x.astype(np.int64), y.astype(np.int64),
+    def _sim_args(self, sim=None):
+        sim = self.sim_ if sim is None else sim
+        if not sp.issparse(sim):
+            return sim, np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1), True
+        return (np.zeros((1, 1)), sim.indptr.astype(np.int64), sim.indices.astype(np.int64),
+                sim.data.astype(np.float64), False)
+
+    def _estimate(self, x, y, y_major, by, q_means, q_sigmas, q_bias, sim=None):
+        """The compiled k-NN estimate for pairs (x, y) over the y-major ratings ``y_major``."""
+        y_major = sp.csr_matrix(y_major, dtype=np.float64)
+        y_major.sort_indices()
+        sim_dense, s_ptr, s_idx, s_val, dense = self._sim_args(sim)
+        bx, _ = self._switch(self.user_bias_, self.item_bias_)
+        return K.knn_predict(np.asarray(x, np.int64), np.asarray(y, np.int64),
                              y_major.indptr.astype(np.int64), y_major.indices.astype(np.int64),
                              y_major.data, sim_dense, s_ptr, s_idx, s_val, dense, int(self.k),
-                             int(self.min_k), self._mode, self.means_, self.sigmas_, bx, by,
-                             float(self.global_mean_))
+                             int(self.min_k), self._mode, self.means_, self.sigmas_, bx,
+                             np.asarray(by, np.float64), float(self.global_mean_),
+                             np.asarray(q_means, np.float64), np.asarray(q_sigmas, np.float64),
+                             np.asarray(q_bias, np.float64))
+
+    def _fold_in_bias(self, h: sp.csr_matrix) -> np.ndarray:
+        """User biases of history rows: the closed-form ALS user step (Koren 2010, eq. 2)."""
+        rows = np.repeat(np.arange(h.shape[0]), np.diff(h.indptr))
+        resid = h.data - self.global_mean_ - self.item_bias_[h.indices]
+        return np.bincount(rows, weights=resid, minlength=h.shape[0]) / \
+            (float(self.baseline_reg_users) + np.diff(h.indptr))
+
+    def _score(self, users: np.ndarray, history: History, fallbacks: FallbackLog) -> np.ndarray:
+        users = np.asarray(users, np.int64)
+        n_rows, n = users.size, self.n_items_
+        h = sp.csr_matrix(history.matrix, dtype=np.float64)
+        h.sort_indices()
+        needs_bias = self._needs_baselines()
+        row_bias = np.zeros(n_rows)
+        known_user = users >= 0
+        row_bias[known_user] = self.user_bias_[users[known_user]]
+        if needs_bias and (~known_user).any():
+            row_bias[~known_user] = self._fold_in_bias(h[np.flatnonzero(~known_user)])
+        items = np.flatnonzero(self.item_popularity_ > 0)
+        out = np.empty((n_rows, n))
+        # items nobody rated: the baseline (KNNBaseline) or the global mean
+        fill = (self.global_mean_ + row_bias[:, None] + self.item_bias_[None, :]) \
+            if self._mode == K.BASELINE else np.full((n_rows, n), self.global_mean_)
+        out[:] = fill
+        fallbacks.count("item without training ratings: "
+                        + ("baseline" if self._mode == K.BASELINE else "global mean"),
+                        n_rows * (n - items.size))
+        if not self.user_based:
+            x = np.tile(items, n_rows)
+            y = np.repeat(np.arange(n_rows), items.size)
+            est, actual_k = self._estimate(x, y, h, row_bias, self.means_, self.sigmas_,
+                                           self.item_bias_)
+            out[:, items] = self._finish(est, actual_k, fallbacks).reshape(n_rows, items.size)
+            return out.astype(np.float32)
+        trained = np.zeros(n_rows, bool)
+        trained[known_user] = self.user_counts_[users[known_user]] > 0
+        rows_known = np.flatnonzero(trained)
+        blank = ~trained & (np.diff(h.indptr) == 0)
+        fallbacks.mark("user without ratings: " + ("baseline" if self._mode == K.BASELINE
+                                                    else "global mean"), blank)
+        if rows_known.size:
+            x = np.repeat(users[rows_known], items.size)
+            y = np.tile(items, rows_known.size)
+            est, actual_k = self._estimate(x, y, self.ratings_y_, self.item_bias_, self.means_,
+                                           self.sigmas_, self.user_bias_)
+            out[np.ix_(rows_known, items)] = self._finish(est, actual_k, fallbacks).reshape(
+                rows_known.size, items.size)
+        rows_new = np.flatnonzero(~trained & ~blank)
+        if rows_new.size:
+            hn = h[rows_new]
+            sim_block, q_means, q_sigmas = self._fold_in_neighbourhood(hn, row_bias[rows_new])
+            x = np.repeat(np.arange(rows_new.size), items.size)
+            y = np.tile(items, rows_new.size)
+            est, actual_k = self._estimate(x, y, self.ratings_y_, self.item_bias_, q_means,
+                                           q_sigmas, row_bias[rows_new], sim=sim_block)
+            out[np.ix_(rows_new, items)] = self._finish(est, actual_k, fallbacks).reshape(
+                rows_new.size, items.size)
+        return out.astype(np.float32)
+
+    def _fold_in_neighbourhood(self, h: sp.csr_matrix, bias: np.ndarray):
+        """User-based fold-in: similarities of history rows to every training user (the fitted
+        measure, computed on the training ratings with the rows appended), and each row's mean
+        and spread."""
+        n_users = self.ratings_y_.shape[1]
+        users_major = sp.csr_matrix(self.ratings_y_.T)
+        stacked = sp.vstack([users_major, h]).tocsr()
+        baselines = None
+        if check_similarity_name(self.sim) == "pearson_baseline":
+            baselines = (self.global_mean_, np.concatenate([self.user_bias_, bias]), self.item_bias_)
+        block = similarity_rows(stacked, n_users + np.arange(h.shape[0]), self.sim,
+                                min_support=self.min_support, shrinkage=self.shrinkage,
+                                baselines=baselines)[:, :n_users]
+        counts = np.diff(h.indptr)
+        rows = np.repeat(np.arange(h.shape[0]), counts)
+        sums = np.bincount(rows, weights=h.data, minlength=h.shape[0])
+        means = np.divide(sums, counts, out=np.zeros(h.shape[0]), where=counts > 0)
+        sq = np.bincount(rows, weights=(h.data - means[rows]) ** 2, minlength=h.shape[0])
+        sigma = np.sqrt(np.divide(sq, counts, out=np.zeros(h.shape[0]), where=counts > 0))
+        return np.ascontiguousarray(block), means, np.where(sigma == 0.0, self.overall_sigma_, sigma)
 
     def neighbors(self, x: int, k: int) -> np.ndarray:
         """Inner indices of the ``k`` rows most similar to inner row ``x`` (user or item,

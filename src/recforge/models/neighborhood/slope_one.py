@@ -8,7 +8,11 @@ and the estimate is
 
 with :math:`R_i(u)` the items rated by :math:`u` that share at least one rater with :math:`i`
 (eq. 2 of the paper, with the user's mean as the anchor). When :math:`R_i(u)` is empty the
-estimate is the user's mean (counted in ``fallbacks_``).
+estimate is the user's mean (a counted fallback).
+
+Ranking scores a query row from its history alone (``FOLD_IN``): :math:`\mu_u` and
+:math:`R_i(u)` come from the ratings the row carries, so a new or anonymous user is scored
+exactly as a training user with the same ratings.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...data.interactions import Interactions
-from ..base import RANKING, RATING, Recommender, register
+from ..base import FOLD_IN, RANKING, RATING, Recommender, register
+from ..query import FallbackLog, History
 from . import _kernels as K
 
 
@@ -39,7 +44,9 @@ class SlopeOne(Recommender):
     1.5
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({RATING, RANKING})
+    capabilities: ClassVar[frozenset[str]] = frozenset({RATING, RANKING, FOLD_IN})
+    state = ("dev_", "freq_", "user_means_", "rated_")
+    scores_from_history = True
 
     def __init__(self):
         pass
@@ -57,18 +64,35 @@ class SlopeOne(Recommender):
         sums = np.bincount(np.repeat(np.arange(train.n_users), counts), weights=user_major.data,
                            minlength=train.n_users)
         self.user_means_ = np.divide(sums, counts, out=np.zeros(train.n_users), where=counts > 0)
+        self.rated_ = sp.csr_matrix((np.ones(user_major.nnz, np.int8), user_major.indices,
+                                     user_major.indptr), shape=user_major.shape)
 
-    def _predict(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    def _predict(self, u: np.ndarray, i: np.ndarray, fallbacks: FallbackLog) -> np.ndarray:
         u = np.asarray(u, np.int64)
         i = np.asarray(i, np.int64)
         out = np.full(u.shape, self.global_mean_)
-        known = (np.diff(self.seen_.indptr)[u] > 0) & (self.item_popularity_[i] > 0)
-        self._count_fallback("user or item without training ratings: global mean",
-                             int((~known).sum()))
+        known = (self.user_counts_[u] > 0) & (self.item_popularity_[i] > 0)
+        fallbacks.count("user or item without training ratings: global mean", int((~known).sum()))
         if known.any():
-            est, support = K.slope_one_predict(u[known], i[known], self.seen_.indptr.astype(np.int64),
-                                               self.seen_.indices.astype(np.int64), self.dev_,
+            est, support = K.slope_one_predict(u[known], i[known], self.rated_.indptr.astype(np.int64),
+                                               self.rated_.indices.astype(np.int64), self.dev_,
                                                self.freq_, self.user_means_)
-            self._count_fallback("no co-rated item: user mean", int((support == 0).sum()))
+            fallbacks.count("no co-rated item: user mean", int((support == 0).sum()))
             out[known] = est
         return out
+
+    def _score(self, users: np.ndarray, history: History, fallbacks: FallbackLog) -> np.ndarray:
+        h = history.matrix
+        n_rows, n = h.shape[0], self.n_items_
+        counts = np.diff(h.indptr)
+        sums = np.bincount(np.repeat(np.arange(n_rows), counts), weights=h.data.astype(np.float64),
+                           minlength=n_rows)
+        means = np.divide(sums, counts, out=np.zeros(n_rows), where=counts > 0)
+        uu = np.repeat(np.arange(n_rows, dtype=np.int64), n)
+        ii = np.tile(np.arange(n, dtype=np.int64), n_rows)
+        est, support = K.slope_one_predict(uu, ii, h.indptr.astype(np.int64),
+                                           h.indices.astype(np.int64), self.dev_, self.freq_, means)
+        unrated = self.item_popularity_[ii] == 0
+        est[unrated] = self.global_mean_
+        fallbacks.count("no co-rated item: user mean", int(((support == 0) & ~unrated).sum()))
+        return est.astype(np.float32).reshape(n_rows, n)

@@ -11,8 +11,13 @@ Item-based (Sarwar et al. 2001; Deshpande & Karypis 2004): the seeds of :math:`u
 
 .. math:: \mathrm{score}(u, i) = \sum_{j \in \mathrm{seeds}(u)} s(j, i)\, \frac{r_{uj}}{r_{\max}}
 
-Items the user has already seen are filtered by :meth:`~recforge.models.base.Recommender.recommend`
-(``exclude_seen=True``). Both are sparse matrix products over the whole batch of users.
+Both score a query row from its history alone (``FOLD_IN``), so a new or anonymous user with
+the same ratings as a training user gets exactly that user's list. User-based: the row's
+similarity to every training user is computed from its history with the fitted measure, and
+only users with something to add (an item outside the row's history) can be neighbours — which
+also keeps a training user from being its own neighbour. Items of the history are excluded by
+:meth:`~recforge.models.base.Recommender.recommend` (``exclude_seen=True``). Both are sparse
+matrix products over the whole batch of rows.
 """
 
 from __future__ import annotations
@@ -23,24 +28,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...data.interactions import Interactions
-from .._topk import topk_rows
-from ..base import RANKING, SIMILAR_ITEMS, Recommender, register
-from .similarities import check_similarity_name, similarity_matrix
-
-
-def _keep_top_per_row(sim: np.ndarray, k: int | None, threshold: float | None) -> sp.csr_matrix:
-    """Each row's ``k`` largest positive entries (or all >= ``threshold``), diagonal excluded."""
-    s = np.array(sim, dtype=np.float64, copy=True)
-    np.fill_diagonal(s, -np.inf)
-    s[s <= 0] = -np.inf
-    if threshold is not None:
-        s[s < threshold] = -np.inf
-        keep = np.isfinite(s)
-        return sp.csr_matrix(np.where(keep, s, 0.0))
-    idx, vals = topk_rows(s, int(k))
-    keep = idx >= 0
-    rows = np.repeat(np.arange(s.shape[0]), keep.sum(axis=1))
-    return sp.csr_matrix((vals[keep], (rows, idx[keep])), shape=s.shape)
+from ...topk import topk_rows
+from ..base import FOLD_IN, RANKING, SIMILAR_ITEMS, Recommender, register
+from ..query import FallbackLog, History
+from .similarities import check_similarity_name, similarity_matrix, similarity_rows
 
 
 def _top_rated(ratings: sp.csr_matrix, k: int | None, threshold: float | None) -> sp.csr_matrix:
@@ -58,7 +49,9 @@ def _top_rated(ratings: sp.csr_matrix, k: int | None, threshold: float | None) -
 
 
 class _TopNBase(Recommender):
-    capabilities: ClassVar[frozenset[str]] = frozenset({RANKING})
+    capabilities: ClassVar[frozenset[str]] = frozenset({RANKING, FOLD_IN})
+    state = ("rating_top_",)
+    scores_from_history = True
 
     def __init__(self, k: int = 10, sim: str = "cosine", sim_threshold: float | None = None,
                  rating_threshold: float | None = None, min_support: int = 1):
@@ -70,6 +63,7 @@ class _TopNBase(Recommender):
 
     def _normalised(self, train: Interactions) -> sp.csr_matrix:
         top = float(train.rating_scale[1]) if train.rating_scale else float(train.values.max())
+        self.rating_top_ = top
         m = sp.csr_matrix(train.csr, dtype=np.float64)
         m.data /= top
         return m
@@ -92,19 +86,41 @@ class UserKNNTopN(_TopNBase):
     min_support : int, default 1
     """
 
+    state = ("user_ratings_", "ratings_")
+
     def _fit(self, train: Interactions, *, item_features=None, validation=None) -> None:
-        name = check_similarity_name(self.sim)
-        sim = similarity_matrix(train.csr, name, min_support=self.min_support)
-        self.neighbours_ = _keep_top_per_row(sim, self.k, self.sim_threshold)
+        check_similarity_name(self.sim)
         ratings = self._normalised(train)
         if self.rating_threshold is not None:
-            top = float(train.rating_scale[1]) if train.rating_scale else float(train.values.max())
-            ratings.data[ratings.data * top < self.rating_threshold] = 0.0
+            ratings.data[ratings.data * self.rating_top_ < self.rating_threshold] = 0.0
             ratings.eliminate_zeros()
         self.ratings_ = ratings
+        self.user_ratings_ = sp.csr_matrix(train.csr, dtype=np.float64)
 
-    def _score(self, users: np.ndarray) -> np.ndarray:
-        return np.asarray((self.neighbours_[users] @ self.ratings_).toarray(), dtype=np.float32)
+    def neighbours(self, history: sp.csr_matrix) -> sp.csr_matrix:
+        """Each history row's neighbours among the training users, with their similarities:
+        the ``k`` most similar (or all above ``sim_threshold``) with positive similarity and
+        at least one candidate item outside the row's history."""
+        h = sp.csr_matrix(history, dtype=np.float64)
+        n_users = self.user_ratings_.shape[0]
+        stacked = sp.vstack([self.user_ratings_, h]).tocsr()
+        sim = similarity_rows(stacked, n_users + np.arange(h.shape[0]), self.sim,
+                              min_support=self.min_support)[:, :n_users]
+        offers = self.ratings_.astype(bool).astype(np.float64)
+        overlap = np.asarray((h.astype(bool).astype(np.float64) @ offers.T).todense())
+        has_new = np.asarray(offers.sum(axis=1)).ravel()[None, :] > overlap
+        sim[~has_new | (sim <= 0)] = -np.inf
+        if self.sim_threshold is not None:
+            sim[sim < self.sim_threshold] = -np.inf
+            keep = np.isfinite(sim)
+            return sp.csr_matrix(np.where(keep, sim, 0.0))
+        idx, vals = topk_rows(sim, int(self.k))
+        keep = idx >= 0
+        rows = np.repeat(np.arange(sim.shape[0]), keep.sum(axis=1))
+        return sp.csr_matrix((vals[keep], (rows, idx[keep])), shape=sim.shape)
+
+    def _score(self, users: np.ndarray, history: History, fallbacks: FallbackLog) -> np.ndarray:
+        return np.asarray((self.neighbours(history.matrix) @ self.ratings_).toarray(), dtype=np.float32)
 
 
 @register("ItemKNNTopN")
@@ -124,7 +140,8 @@ class ItemKNNTopN(_TopNBase):
     min_support : int, default 1
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({RANKING, SIMILAR_ITEMS})
+    capabilities: ClassVar[frozenset[str]] = frozenset({RANKING, SIMILAR_ITEMS, FOLD_IN})
+    state = ("item_similarity_",)
 
     def _fit(self, train: Interactions, *, item_features=None, validation=None) -> None:
         name = check_similarity_name(self.sim)
@@ -133,13 +150,12 @@ class ItemKNNTopN(_TopNBase):
         if self.sim_threshold is not None:
             sim[sim < self.sim_threshold] = 0.0
         self.item_similarity_ = sim.astype(np.float32)
-        seeds = _top_rated(train.csr, self.k, self.rating_threshold)
-        top = float(train.rating_scale[1]) if train.rating_scale else float(train.values.max())
-        seeds.data = seeds.data / top
-        self.seeds_ = seeds
+        self.rating_top_ = float(train.rating_scale[1]) if train.rating_scale else float(train.values.max())
 
-    def _score(self, users: np.ndarray) -> np.ndarray:
-        return np.asarray(self.seeds_[users] @ self.item_similarity_, dtype=np.float32)
+    def _score(self, users: np.ndarray, history: History, fallbacks: FallbackLog) -> np.ndarray:
+        seeds = _top_rated(history.matrix, self.k, self.rating_threshold)
+        seeds.data = seeds.data / self.rating_top_
+        return np.asarray(seeds @ self.item_similarity_, dtype=np.float32)
 
     def _similar(self, items: np.ndarray) -> np.ndarray:
         return self.item_similarity_[np.asarray(items)]

@@ -1,13 +1,19 @@
-"""Session-based recommenders: next-item models trained on anonymous sessions."""
+"""Session-based recommenders: next-item models trained on anonymous sessions.
 
-from .gru4rec import GRU4Rec
+The torch models (GRU4Rec, SASRec) are imported on first use, so that the non-neural session
+baselines load without torch.
+"""
 
-__all__ = ["GRU4Rec"]
+import importlib
 
-try:  # the non-neural baselines and SASRec live beside GRU4Rec
-    from .baselines import SKNN, VSKNN, ItemKNNSession, MarkovChain, SPop  # noqa: F401
-    from .sasrec import SASRec  # noqa: F401
-except ImportError:  # pragma: no cover - a partial checkout
-    pass
-else:
-    __all__ += ["SPop", "ItemKNNSession", "SKNN", "VSKNN", "MarkovChain", "SASRec"]
+from .baselines import SKNN, VSKNN, ItemKNNSession, MarkovChain, SPop
+
+_LAZY = {"GRU4Rec": ".gru4rec", "SASRec": ".sasrec"}
+
+__all__ = ["GRU4Rec", "SASRec", "SPop", "ItemKNNSession", "SKNN", "VSKNN", "MarkovChain"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

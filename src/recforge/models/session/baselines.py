@@ -70,12 +70,17 @@ def _top_n_per_row(m: sp.csr_matrix, n: int | None) -> sp.csr_matrix:
 
 
 class _PopularityFallback:
-    """Mixin: replace all-zero score rows by the normalised training popularity (counted)."""
+    """Mixin: replace all-zero score rows by the normalised training popularity (marked in the
+    call's fallback log)."""
 
-    def _fill_empty_rows(self, scores: np.ndarray, reason: str) -> np.ndarray:
+    def _score(self, users, history, fallbacks):
+        return self._score_next(history.sequences(), fallbacks)
+
+    def _fill_empty_rows(self, scores: np.ndarray, reason: str, fallbacks=None) -> np.ndarray:
         empty = ~scores.any(axis=1)
         if empty.any():
-            self._count_fallback(reason, int(empty.sum()))
+            if fallbacks is not None:
+                fallbacks.mark(reason, empty)
             scores[empty] = self.item_popularity_ / max(float(self.item_popularity_.max()), 1.0)
         return scores
 
@@ -104,6 +109,8 @@ class SPop(SessionRecommender):
     [[7, 5, 6]]
     """
 
+    state = ("tiebreak_",)
+
     def __init__(self):
         pass
 
@@ -111,7 +118,7 @@ class SPop(SessionRecommender):
         pop = np.asarray(self.item_popularity_, dtype=np.float64)
         self.tiebreak_ = (pop / (1.0 + pop.max(initial=0.0))).astype(np.float32)
 
-    def _score_next(self, sessions: list[np.ndarray]) -> np.ndarray:
+    def _score_next(self, sessions: list[np.ndarray], fallbacks=None) -> np.ndarray:
         rows, items, _ = _flatten(sessions)
         scores = np.tile(self.tiebreak_, (len(sessions), 1))
         np.add.at(scores, (rows, items), 1.0)
@@ -132,11 +139,11 @@ class _LastItemModel(_PopularityFallback, SessionRecommender):
     """A session model whose scores depend on the session's last item only: its streaming state
     is one item per slot. Subclasses implement ``_score_last(last_items)``."""
 
-    def _score_last(self, last: np.ndarray) -> np.ndarray:
+    def _score_last(self, last: np.ndarray, fallbacks=None) -> np.ndarray:
         raise NotImplementedError
 
-    def _score_next(self, sessions: list[np.ndarray]) -> np.ndarray:
-        return self._score_last(_last_items(sessions))
+    def _score_next(self, sessions: list[np.ndarray], fallbacks=None) -> np.ndarray:
+        return self._score_last(_last_items(sessions), fallbacks)
 
     def init_state(self, n_slots: int) -> np.ndarray:
         """The last item of each slot's session."""
@@ -172,6 +179,8 @@ class MarkovChain(_LastItemModel):
     [[0.0, 0.5, 0.5]]
     """
 
+    state = ("transitions_",)
+
     def __init__(self):
         pass
 
@@ -187,9 +196,9 @@ class MarkovChain(_LastItemModel):
         self.transitions_ = sp.csr_matrix(sp.diags(inv) @ counts, dtype=np.float32)
         self.transitions_.sort_indices()
 
-    def _score_last(self, last: np.ndarray) -> np.ndarray:
+    def _score_last(self, last: np.ndarray, fallbacks=None) -> np.ndarray:
         scores = self.transitions_[last].toarray()
-        return self._fill_empty_rows(scores, "no observed successor: popularity")
+        return self._fill_empty_rows(scores, "no observed successor: popularity", fallbacks)
 
 
 
@@ -231,6 +240,8 @@ class ItemKNNSession(_LastItemModel):
         Count sessions (True) or events (False); see above.
     """
 
+    state = ("similarity_",)
+
     def __init__(self, n_neighbors: int | None = 100, lmbd: float = 20.0, alpha: float = 0.5,
                  binary: bool = True):
         self.n_neighbors = n_neighbors
@@ -256,8 +267,9 @@ class ItemKNNSession(_LastItemModel):
     def _similar(self, items: np.ndarray) -> np.ndarray:
         return self.similarity_[np.asarray(items)].toarray()
 
-    def _score_last(self, last: np.ndarray) -> np.ndarray:
-        return self._fill_empty_rows(self.similarity_[last].toarray(), "no similar item: popularity")
+    def _score_last(self, last: np.ndarray, fallbacks=None) -> np.ndarray:
+        return self._fill_empty_rows(self.similarity_[last].toarray(), "no similar item: popularity",
+                                     fallbacks)
 
 
 
@@ -302,6 +314,8 @@ class _SessionNeighbours(_PopularityFallback, SessionRecommender):
     .. math:: \\mathrm{score}(i \\mid s) = \\sum_{n \\in N_k(s)} \\mathrm{sim}(s, n)\\,[i \\in n]
     """
 
+    state = ("sessions_items_", "items_sessions_", "session_time_", "session_size_")
+
     def _fit(self, train, *, item_features=None, validation=None) -> None:
         if self.k < 1 or self.sample_size < 1:
             raise ValueError(f"{type(self).__name__} needs k >= 1 and sample_size >= 1")
@@ -343,10 +357,10 @@ class _SessionNeighbours(_PopularityFallback, SessionRecommender):
                          int(self.sample_size), int(self.k), out_indptr, out_indices, out_data)
         return sp.csr_matrix((out_data, out_indices, out_indptr), shape=sim.shape)
 
-    def _score_next(self, sessions: list[np.ndarray]) -> np.ndarray:
+    def _score_next(self, sessions: list[np.ndarray], fallbacks=None) -> np.ndarray:
         w = self.neighbours(sessions)
         scores = (w @ self.sessions_items_).toarray().astype(np.float32)
-        return self._fill_empty_rows(scores, "no neighbour session: popularity")
+        return self._fill_empty_rows(scores, "no neighbour session: popularity", fallbacks)
 
 
 @register("SKNN")

@@ -1,0 +1,36 @@
+"""Where each registered model lives, so that naming or loading one imports its family only.
+
+Loading a saved k-NN model must not import torch; the registry therefore maps each model name
+to the module that defines (and registers) it, and imports that module on first use. A test
+checks that every registered model is listed here under its own module.
+"""
+
+MODEL_MODULES: dict[str, str] = {
+    # baselines
+    "Random": "recforge.models.baseline",
+    "GlobalMean": "recforge.models.baseline",
+    "BaselineOnly": "recforge.models.baseline",
+    "MostPopular": "recforge.models.baseline",
+    "RandomRanker": "recforge.models.baseline",
+    # content
+    "ContentKNN": "recforge.models.content",
+    # neighbourhood
+    "KNNBasic": "recforge.models.neighborhood.knn",
+    "KNNWithMeans": "recforge.models.neighborhood.knn",
+    "KNNWithZScore": "recforge.models.neighborhood.knn",
+    "KNNBaseline": "recforge.models.neighborhood.knn",
+    "SlopeOne": "recforge.models.neighborhood.slope_one",
+    "CoClustering": "recforge.models.neighborhood.co_clustering",
+    "UserKNNTopN": "recforge.models.neighborhood.topn",
+    "ItemKNNTopN": "recforge.models.neighborhood.topn",
+    # wrappers
+    "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
+    # sessions
+    "SPop": "recforge.models.session.baselines",
+    "MarkovChain": "recforge.models.session.baselines",
+    "ItemKNNSession": "recforge.models.session.baselines",
+    "SKNN": "recforge.models.session.baselines",
+    "VSKNN": "recforge.models.session.baselines",
+    "GRU4Rec": "recforge.models.session.gru4rec",
+    "SASRec": "recforge.models.session.sasrec",
+}
