@@ -172,9 +172,10 @@ def read_path(path: PathLike, *, format: str | None = None, name: str | None = N
     return ds
 
 
-def load(name_or_path: PathLike, data_dir: PathLike | None = None, *, download: bool = False,
+def load(name_or_path: PathLike | None = None, data_dir: PathLike | None = None, *,
+         train: PathLike | None = None, test: PathLike | None = None, download: bool = False,
          cache_dir: PathLike | None = None, **kwargs) -> Dataset:
-    """Load a data set by catalog name, directory or file.
+    """Load a data set by catalog name, directory or file, or a session train and test file.
 
     Resolution order for a name known to :mod:`recforge.data.catalog`:
 
@@ -188,22 +189,49 @@ def load(name_or_path: PathLike, data_dir: PathLike | None = None, *, download: 
     offline. Any other string is a path: a directory in a known format (see
     :func:`detect_format`) or a single file (CSV / TSV / Parquet via :func:`read_table`).
 
+    ``load(train="a.txt", test="b.txt")`` (no ``name_or_path``) reads two session files in the
+    GRU4Rec format, whatever their names, as a directory of ``{prefix}_train_full.txt`` and
+    ``{prefix}_test.txt`` is read (see :func:`read_gru4rec_sessions`): ``parts["train_full"]``
+    (also ``sessions``) and ``parts["test"]`` share the training item index, and test events
+    on items unseen in training are dropped and counted in ``drops``.
+
     Parameters
     ----------
-    name_or_path : str or Path
+    name_or_path : str or Path, optional
+        Required unless ``train`` and ``test`` are given.
     data_dir : str or Path, optional
         A folder holding data sets under their catalog names.
+    train, test : str or Path, optional
+        A session training file and test file, given together instead of ``name_or_path``.
     download : bool
         Download a known data set that is not cached.
     cache_dir : str or Path, optional
         Overrides the cache location.
     **kwargs
-        Passed to the reader (e.g. ``duplicates``, ``on_error``, ``rating_scale``).
+        Passed to the reader (e.g. ``duplicates``, ``on_error``, ``rating_scale``; with
+        ``train``/``test``: ``session``, ``item``, ``time``, ``unknown_items``, ``on_error``).
 
     Returns
     -------
     Dataset
+
+    Examples
+    --------
+    >>> ds = load("ml-100k", download=True)                            # doctest: +SKIP
+    >>> ds = load(train="clicks_train.txt", test="clicks_test.txt")    # doctest: +SKIP
+    >>> ds.parts["test"].item_map is ds.parts["train_full"].item_map   # doctest: +SKIP
+    True
     """
+    if train is not None or test is not None:
+        if name_or_path is not None or data_dir is not None or download or cache_dir is not None:
+            raise ValueError("train= and test= name local files; name_or_path, data_dir, "
+                             "download and cache_dir do not go with them")
+        if train is None or test is None:
+            raise ValueError(f"train= and test= go together; {'train' if train is None else 'test'}"
+                             "= is missing")
+        return read_path(train, format="gru4rec", test=test, **kwargs)
+    if name_or_path is None:
+        raise TypeError("load() needs a catalog name, a directory or a file, or train= and test=")
     key = str(name_or_path)
     if key in SYNTHETIC:
         from .. import synthetic

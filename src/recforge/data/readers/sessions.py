@@ -31,10 +31,10 @@ log = logging.getLogger(__name__)
 _GRU4REC_PARTS = ("train_full", "test", "train_tr", "train_valid")
 
 
-def read_gru4rec_sessions(path: PathLike, *, prefix: str | None = None,
-                          session: str = "SessionId", item: str = "ItemId", time: str = "Time",
-                          unknown_items: str = "drop", on_error: str = "raise",
-                          name: str | None = None) -> Dataset:
+def read_gru4rec_sessions(path: PathLike, *, test: PathLike | None = None,
+                          prefix: str | None = None, session: str = "SessionId",
+                          item: str = "ItemId", time: str = "Time", unknown_items: str = "drop",
+                          on_error: str = "raise", name: str | None = None) -> Dataset:
     """Read session data in the format of the GRU4Rec code (Hidasi et al., ICLR 2016).
 
     Tab-separated files with a header ``SessionId ItemId Time`` (time in unix seconds). A
@@ -43,22 +43,47 @@ def read_gru4rec_sessions(path: PathLike, *, prefix: str | None = None,
     those keys; ``Dataset.sessions`` is ``train_full``. Items of the other parts are mapped
     into ``train_full``'s item index (the protocol evaluates only items seen in training);
     events on unknown items are dropped and counted (``unknown_items='drop'``, the default) or
-    raise (``'raise'``). A single file is read as ``Dataset.sessions`` alone.
+    raise (``'raise'``). A single file is read as ``Dataset.sessions`` alone; a single file
+    with ``test=`` another file, whatever their names, is read as the ``train_full`` and
+    ``test`` parts exactly as the prefix-named files of a directory are.
 
     Parameters
     ----------
     path : str or Path
-        Directory or file.
+        Directory or file (the training file when ``test`` is given).
+    test : str or Path, optional
+        The test file read onto the item index of the file ``path``.
     prefix : str, optional
         File prefix when the directory holds several data sets.
     session, item, time : str
         Column names.
     unknown_items : {'drop', 'raise'}
     on_error : {'raise', 'skip'}
+
+    Examples
+    --------
+    >>> ds = read_gru4rec_sessions("rsc15/")                            # doctest: +SKIP
+    >>> ds = read_gru4rec_sessions("clicks_a.txt", test="clicks_b.txt")  # doctest: +SKIP
+    >>> ds.parts["test"].item_map is ds.parts["train_full"].item_map   # doctest: +SKIP
+    True
     """
     p = Path(path)
     if unknown_items not in ("drop", "raise"):
         raise ValueError("unknown_items must be 'drop' or 'raise'")
+    read = {"session": session, "item": item, "time": time, "unknown_items": unknown_items,
+            "on_error": on_error}
+    if test is not None:
+        if p.is_dir():
+            raise ValueError("test= goes with a training file; a directory's parts are found "
+                             "by their names ({prefix}_train_full.txt, {prefix}_test.txt)")
+        files = {"train_full": p, "test": Path(test)}
+        for part, f in files.items():
+            if not f.exists():
+                raise DataError(f"{'training' if part == 'train_full' else 'test'} file not found",
+                                path=str(f))
+        parts, drops = _read_gru4rec_parts(files, **read)
+        return Dataset(name=name or p.stem, sessions=parts["train_full"], parts=parts,
+                       drops=drops, source=f"train_full={p}, test={files['test']}")
     if p.is_file():
         drops = DropReport()
         t = _read_delimited(p, sep="\t", on_error=on_error, drops=drops, quoting=False)
@@ -73,27 +98,36 @@ def read_gru4rec_sessions(path: PathLike, *, prefix: str | None = None,
         raise DataError(f"expected one *_train_full.txt file, found {len(fulls)}"
                         + ("; pass prefix=" if fulls else ""), path=str(p))
     prefix = fulls[0].name[: -len("_train_full.txt")]
+    files = {part: p / f"{prefix}_{part}.txt" for part in _GRU4REC_PARTS}
+    parts, drops = _read_gru4rec_parts({k: f for k, f in files.items() if f.exists()}, **read)
+    if "test" not in parts:
+        log.info("%s: no %s_test.txt; only the training part is read", p, prefix)
+    return Dataset(name=name or p.name, sessions=parts["train_full"], parts=parts,
+                   drops=drops, source=str(p))
+
+
+def _read_gru4rec_parts(files: dict[str, Path], *, session: str, item: str, time: str,
+                        unknown_items: str, on_error: str
+                        ) -> tuple[dict[str, SessionEvents], DropReport]:
+    """Read GRU4Rec part files (``train_full`` first) onto ``train_full``'s item index.
+
+    Returns the parts by name and one drop report whose reasons are prefixed by the part.
+    """
     parts: dict[str, SessionEvents] = {}
     all_drops = DropReport()
     item_map = None
-    for part in _GRU4REC_PARTS:
-        f = p / f"{prefix}_{part}.txt"
-        if not f.exists():
-            continue
+    for part, f in files.items():
         drops = DropReport()
         t = _read_delimited(f, sep="\t", on_error=on_error, drops=drops, quoting=False)
         ev = _sessions(t, session=session, item=item, timestamp=time, item_map=item_map,
-                       unknown_items="drop" if unknown_items == "drop" else "raise",
-                       on_error=on_error, file_drops=drops, name=part)
+                       unknown_items=unknown_items, on_error=on_error, file_drops=drops,
+                       name=part)
         if item_map is None:
             item_map = ev.item_map
         parts[part] = ev
         for reason, n in ev.drops.counts.items():
             all_drops.add(f"{part}: {reason}", n, ev.drops.examples.get(reason, ()))
-    if "test" not in parts:
-        log.info("%s: no %s_test.txt; only the training part is read", p, prefix)
-    return Dataset(name=name or p.name, sessions=parts["train_full"], parts=parts,
-                   drops=all_drops, source=str(p))
+    return parts, all_drops
 
 
 def _resolve_file(path: PathLike, candidates: tuple[str, ...]) -> Path:
