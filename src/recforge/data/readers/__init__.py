@@ -119,22 +119,27 @@ def detect_format(path: PathLike) -> str:
         return "retailrocket"
     if "user_artists.dat" in names:
         return "lastfm"
-    subdirs = [c for c in p.iterdir() if c.is_dir() and not c.name.startswith(".")]
-    files = [c for c in p.iterdir() if c.is_file() and not c.name.startswith(".")]
-    if len(subdirs) == 1 and not files:
-        return detect_format(subdirs[0])
+    inner = _lone_subdir(p)
+    if inner is not None:
+        return detect_format(inner)
     raise DataError("cannot recognise the data format of this directory (files: "
                     f"{sorted(names)[:10]})", path=str(p))
+
+
+def _lone_subdir(p: Path) -> Path | None:
+    """The one sub-directory of a directory that holds no other (non-hidden) file or folder."""
+    subdirs = [c for c in p.iterdir() if c.is_dir() and not c.name.startswith(".")]
+    files = [c for c in p.iterdir() if c.is_file() and not c.name.startswith(".")]
+    return subdirs[0] if len(subdirs) == 1 and not files else None
 
 
 def _inner_dir(p: Path) -> Path:
     """Descend into a lone sub-directory (the usual shape of an extracted archive)."""
     if p.is_dir():
         names = {c.name for c in p.iterdir()}
-        subdirs = [c for c in p.iterdir() if c.is_dir() and not c.name.startswith(".")]
-        files = [c for c in p.iterdir() if c.is_file() and not c.name.startswith(".")]
-        if len(subdirs) == 1 and not files and not names & {"u.data", "ratings.dat"}:
-            return _inner_dir(subdirs[0])
+        inner = _lone_subdir(p)
+        if inner is not None and not names & {"u.data", "ratings.dat"}:
+            return _inner_dir(inner)
     return p
 
 

@@ -275,6 +275,14 @@ def _filter(table: _Table, keep: np.ndarray) -> _Table:
     return _Table(table.df.loc[keep].reset_index(drop=True), table.lines[keep], table.source)
 
 
+def _require_columns(table: _Table, columns) -> None:
+    """Raise a DataError naming the first of ``columns`` the table lacks."""
+    for c in columns:
+        if c not in table.df.columns:
+            raise DataError(f"missing column '{c}' (columns: {list(table.df.columns)})",
+                            path=table.source, field=c)
+
+
 def _check_values(table: _Table, *, required: list[str] = (), numeric: list[str] = (),
                   on_error: str, drops: DropReport) -> _Table:
     """Missing values in ``required`` and non-numeric values in ``numeric`` columns.

@@ -22,6 +22,7 @@ from ._common import (
     _filter,
     _interactions,
     _read_delimited,
+    _require_columns,
     _sessions,
     _unix_seconds,
 )
@@ -178,11 +179,7 @@ def read_diginetica(path: PathLike, *, on_error: str = "raise",
     f = _resolve_file(path, ("train-item-views.csv", "dataset-train-diginetica/train-item-views.csv"))
     drops = DropReport()
     t = _read_delimited(f, sep=";", on_error=on_error, drops=drops, quoting=False)
-    needed = ["sessionId", "itemId", "timeframe", "eventdate"]
-    for c in needed:
-        if c not in t.df.columns:
-            raise DataError(f"missing column '{c}' (columns: {list(t.df.columns)})", path=t.source,
-                            field=c)
+    _require_columns(t, ("sessionId", "itemId", "timeframe", "eventdate"))
     t = _check_values(t, required=["eventdate"], numeric=["timeframe"], on_error=on_error,
                       drops=drops)
     day = pd.to_datetime(t.df["eventdate"], format="%Y-%m-%d", errors="coerce", utc=True)
@@ -235,10 +232,7 @@ def read_retailrocket(path: PathLike, *, events=("view", "addtocart", "transacti
     drops = DropReport()
     t = _read_delimited(f, sep=",", on_error=on_error, drops=drops, quoting=False,
                         dtype={"transactionid": str})
-    for c in ("timestamp", "visitorid", "event", "itemid"):
-        if c not in t.df.columns:
-            raise DataError(f"missing column '{c}' (columns: {list(t.df.columns)})", path=t.source,
-                            field=c)
+    _require_columns(t, ("timestamp", "visitorid", "event", "itemid"))
     t = _check_values(t, required=["visitorid", "itemid", "event"], numeric=["timestamp"],
                       on_error=on_error, drops=drops)
     wanted = t.df["event"].isin(list(events)).to_numpy()
