@@ -244,6 +244,72 @@ def test_gru4rec_bad_time(gru4rec_dir: Path):
     assert ds.drops.examples["test: rows with non-numeric or missing value in 'Time'"] == [3]
 
 
+def events_of(ev) -> tuple:
+    """Everything a SessionEvents holds, with raw ids, for comparing two reads."""
+    return (ev.name, list(ev.session_map.raw), list(ev.item_map.raw), ev.items.tolist(),
+            ev.timestamps.tolist(), ev.offsets.tolist())
+
+
+def test_load_train_and_test_files_by_any_name(gru4rec_dir: Path, tmp_path: Path):
+    elsewhere = tmp_path / "elsewhere"
+    train = write(elsewhere / "clicks early.tsv", (gru4rec_dir / "x_train_full.txt").read_bytes())
+    test = write(tmp_path / "later.dat", (gru4rec_dir / "x_test.txt").read_bytes())
+    by_prefix = load(gru4rec_dir)
+    ds = load(train=train, test=test)
+    assert list(ds.parts) == ["train_full", "test"] == list(by_prefix.parts)
+    for part in ds.parts:
+        assert events_of(ds.parts[part]) == events_of(by_prefix.parts[part])
+    assert ds.sessions is ds.parts["train_full"]
+    assert ds.parts["test"].item_map is ds.parts["train_full"].item_map
+    # the unseen test item 999 (line 3 of the test file) is dropped and counted as before
+    assert ds.drops.to_dict() == by_prefix.drops.to_dict()
+    assert ds.drops.counts == {"test: events on items unknown to the item map": 1}
+    assert ds.parts["test"].n_events == 2
+    assert ds.name == "clicks early"
+    assert ds.source == f"train_full={train}, test={test}"
+    # the package-level entry point takes the same arguments
+    from recforge.data import load as data_load
+    assert events_of(data_load(train=train, test=test).parts["test"]) == events_of(ds.parts["test"])
+
+
+def test_load_train_and_test_pass_reader_options(gru4rec_dir: Path):
+    train, test = gru4rec_dir / "x_train_full.txt", gru4rec_dir / "x_test.txt"
+    with pytest.raises(DataError) as e:
+        load(train=train, test=test, unknown_items="raise")
+    assert (e.value.path, e.value.line, e.value.field) == (str(test), 3, "ItemId")
+    assert load(train=train, test=test, name="rsc").name == "rsc"
+    with pytest.raises(TypeError, match="does not take"):
+        load(train=train, test=test, rating_scale=(1, 5))
+
+
+def test_load_train_and_test_missing_file_is_named(gru4rec_dir: Path, tmp_path: Path):
+    train, test = gru4rec_dir / "x_train_full.txt", gru4rec_dir / "x_test.txt"
+    missing = tmp_path / "nowhere" / "test_clicks.txt"
+    with pytest.raises(DataError, match="test file not found") as e:
+        load(train=train, test=missing)
+    assert e.value.path == str(missing) and str(missing) in str(e.value)
+    with pytest.raises(DataError, match="training file not found") as e:
+        load(train=missing, test=test)
+    assert e.value.path == str(missing)
+    with pytest.raises(DataError, match="expected a file, found a directory") as e:
+        load(train=train, test=tmp_path)
+    assert e.value.path == str(tmp_path)
+
+
+def test_load_train_and_test_argument_errors(gru4rec_dir: Path):
+    train, test = gru4rec_dir / "x_train_full.txt", gru4rec_dir / "x_test.txt"
+    with pytest.raises(ValueError, match="test= is missing"):
+        load(train=train)
+    with pytest.raises(ValueError, match="train= is missing"):
+        load(test=test)
+    with pytest.raises(ValueError, match="do not go with them"):
+        load(gru4rec_dir, train=train, test=test)
+    with pytest.raises(ValueError, match="goes with a training file"):
+        load(train=gru4rec_dir, test=test)
+    with pytest.raises(TypeError, match="needs a catalog name"):
+        load()
+
+
 def test_yoochoose_clicks(tmp_path: Path):
     f = write(tmp_path / "yoochoose-clicks.dat",
               "1,2014-04-07T10:51:09.277Z,214536502,0\n1,2014-04-07T10:54:09.868Z,214536500,S\n"

@@ -8,8 +8,9 @@ from .interactions import Interactions
 from .sessions import SessionEvents
 
 
-def load(name_or_path, **kwargs) -> Dataset:
-    """Load a dataset by catalog name, synthetic name, directory or file (see :func:`recforge.data.readers.load`)."""
+def load(name_or_path=None, **kwargs) -> Dataset:
+    """Load a dataset by catalog name, synthetic name, directory or file, or ``train=``/``test=``
+    session files (see :func:`recforge.data.readers.load`)."""
     from .readers import load as _load
 
     return _load(name_or_path, **kwargs)
