@@ -38,7 +38,7 @@ class Constant(Recommender):
     def _fit(self, train, **kw):
         pass
 
-    def _predict(self, u, i):
+    def _predict(self, u, i, fallbacks=None):
         return np.full(u.shape, float(self.value))
 
 
@@ -55,7 +55,7 @@ class Oracle(Recommender):
     def _fit(self, train, **kw):
         pass
 
-    def _score(self, users):
+    def _score(self, users, history=None, fallbacks=None):
         scores = np.zeros((users.size, self.n_items_), dtype=np.float32)
         for row, u in enumerate(users):
             t = self.targets.get(int(u))
@@ -75,7 +75,7 @@ class Flat(Recommender):
     def _fit(self, train, **kw):
         pass
 
-    def _score(self, users):
+    def _score(self, users, history=None, fallbacks=None):
         return np.zeros((users.size, self.n_items_), dtype=np.float32)
 
 

@@ -91,7 +91,7 @@ class _Popular(Recommender):
     def _fit(self, train, **_):
         self.counts_ = train.item_counts.astype(np.float32)
 
-    def _score(self, users):
+    def _score(self, users, history=None, fallbacks=None):
         return np.tile(self.counts_, (users.size, 1))
 
 
@@ -132,7 +132,7 @@ def test_responsiveness_counts_steps():
             super()._fit(train)
             self.n3_ = int(train.user_counts[3])
 
-        def _score(self, users):
+        def _score(self, users, history=None, fallbacks=None):
             s = super()._score(users)
             if self.n3_ >= 2:
                 s[:, 2] = 100.0

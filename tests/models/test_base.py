@@ -96,7 +96,7 @@ class ToyBias(Recommender):
         self.item_bias_ = np.bincount(train.items, train.values - mu, train.n_items) / np.maximum(n_i, 1)
         self.notes_ = {"fitted_on": int(train.nnz)}
 
-    def _predict(self, u, i):
+    def _predict(self, u, i, fallbacks=None):
         return self.global_mean_ + self.user_bias_[u] + self.item_bias_[i]
 
     def _similar(self, items):

@@ -212,7 +212,7 @@ class _NoSelf(MostPopular):
 
 
 class _BatchDependent(MostPopular):
-    def _score(self, users):
+    def _score(self, users, history=None, fallbacks=None):
         # row j of a batch is shifted by j * item index: single calls see j = 0 only
         return super()._score(users) + np.arange(users.size)[:, None] * np.arange(self.n_items_)
 
@@ -227,7 +227,7 @@ class _LosesState(MostPopular):
         super()._fit(train, **kw)
         self.boost = np.arange(self.n_items_, dtype=np.float32)  # not saved: no trailing _
 
-    def _score(self, users):
+    def _score(self, users, history=None, fallbacks=None):
         return super()._score(users) + self.boost
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ...data.sessions import SessionEvents
-from ..base import SESSION, SessionRecommender, register
+from ..base import FOLD_IN, SESSION, SessionRecommender, register
 from ._gru4rec_net import (
     LOSSES,
     GRU4RecNet,
@@ -125,7 +125,9 @@ class GRU4Rec(SessionRecommender):
     (1, 2)
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({SESSION})
+    capabilities: ClassVar[frozenset[str]] = frozenset({SESSION, FOLD_IN})
+
+    state = ("history_", "n_train_sessions_skipped_")
 
     def __init__(self, layers=(100,), loss: str = "cross-entropy", batch_size: int = 64,
                  dropout_p_embed: float = 0.0, dropout_p_hidden: float = 0.0,

@@ -147,6 +147,8 @@ class SASRec(SessionRecommender):
         slow these small matrix products down tenfold.
     """
 
+    state = ("history_", "train_seconds_")
+
     def __init__(self, hidden: int = 64, max_len: int = 50, num_blocks: int = 2, num_heads: int = 1,
                  dropout: float = 0.2, loss: str = "bce", epochs: int = 10, batch_size: int = 128,
                  learning_rate: float = 1e-3, augment: bool = False, patience: int | None = None,

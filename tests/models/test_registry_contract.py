@@ -1,0 +1,146 @@
+"""Every registered model runs the shared contract (a model missing here fails the suite),
+and the registry imports only the family it needs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recforge.data import ItemFeatures
+from recforge.models import ModelFileError, available_models, load_model
+from recforge.models._catalog import MODEL_MODULES
+from recforge.models.base import SESSION
+
+from .contract import (
+    check_fold_in_exact,
+    check_model_contract,
+    check_session_contract,
+    contract_data,
+)
+
+
+def _contract_features(data) -> ItemFeatures:
+    raw = data.item_map.raw
+    genres = ["A|B", "A", "B", "C", "A|C", "B|C", "C", "A", "B", "A|B|C", "", "C", "A", "B"]
+    df = pd.DataFrame({"item": raw, "genres": genres[:len(raw)],
+                       "year": 1980 + 3 * np.arange(len(raw)) % 17})
+    return ItemFeatures.from_dataframe(df, data.item_map, categorical={"genres": "|"},
+                                       numeric={"year": ["year"]})
+
+
+def _factories():
+    from recforge.models import get_model_class as g
+
+    return {
+        "Random": lambda: g("Random")(random_state=0),
+        "GlobalMean": lambda: g("GlobalMean")(),
+        "BaselineOnly": lambda: g("BaselineOnly")(),
+        "MostPopular": lambda: g("MostPopular")(),
+        "RandomRanker": lambda: g("RandomRanker")(random_state=0),
+        "ContentKNN": lambda: g("ContentKNN")(k=5, components={"genres": 1.0, "year": 1.0}),
+        "KNNBasic": lambda: g("KNNBasic")(k=3, sim="cosine", user_based=False),
+        "KNNWithMeans": lambda: g("KNNWithMeans")(k=3, sim="pearson", user_based=True),
+        "KNNWithZScore": lambda: g("KNNWithZScore")(k=3, sim="msd", user_based=False),
+        "KNNBaseline": lambda: g("KNNBaseline")(k=3, sim="pearson_baseline", user_based=True),
+        "SlopeOne": lambda: g("SlopeOne")(),
+        "CoClustering": lambda: g("CoClustering")(n_cltr_u=2, n_cltr_i=2, random_state=4),
+        "UserKNNTopN": lambda: g("UserKNNTopN")(k=3),
+        "ItemKNNTopN": lambda: g("ItemKNNTopN")(k=4),
+        "SurpriseAlgorithm": lambda: g("SurpriseAlgorithm")("BaselineOnly"),
+        "SPop": lambda: g("SPop")(),
+        "MarkovChain": lambda: g("MarkovChain")(),
+        "ItemKNNSession": lambda: g("ItemKNNSession")(),
+        "SKNN": lambda: g("SKNN")(k=3, sample_size=10),
+        "VSKNN": lambda: g("VSKNN")(k=3, sample_size=10),
+        "GRU4Rec": lambda: g("GRU4Rec")(layers=[8], batch_size=2, n_epochs=1, n_sample=0,
+                                         random_state=0),
+        "SASRec": lambda: g("SASRec")(hidden=8, num_blocks=1, num_heads=1, max_len=4, epochs=1,
+                                       batch_size=4, random_state=0),
+    }
+
+
+FACTORIES = _factories()
+
+
+def test_every_registered_model_runs_the_contract():
+    assert set(available_models()) == set(FACTORIES), \
+        "each registered model needs a factory in FACTORIES (and so runs the contract)"
+
+
+def test_catalog_names_each_model_s_own_module():
+    for name, cls in available_models().items():
+        assert MODEL_MODULES.get(name) == cls.__module__, name
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_contract(name, tmp_path):
+    factory = FACTORIES[name]
+    if factory().has(SESSION):
+        check_session_contract(factory, tmp_path=tmp_path)
+        return
+    data = contract_data()
+    kwargs = {"item_features": _contract_features(data)} if name == "ContentKNN" else {}
+    check_model_contract(factory, data, tmp_path=tmp_path, fit_kwargs=kwargs,
+                         atol=1e-6 if name == "ContentKNN" else 0.0)
+
+
+@pytest.mark.parametrize("name", ["KNNBasic", "KNNWithMeans", "KNNWithZScore", "ItemKNNTopN",
+                                  "UserKNNTopN", "ContentKNN", "SlopeOne"])
+def test_anonymous_history_equals_query_by_id(name):
+    """recommend(history=[{item: rating}]) == recommend([user]) for history-scored models."""
+    from recforge.models import get_model_class
+
+    data = contract_data()
+    cls = get_model_class(name)
+    model = {"KNNBasic": lambda: cls(k=3, sim="cosine", user_based=False),
+             "KNNWithMeans": lambda: cls(k=3, sim="pearson", user_based=False),
+             "KNNWithZScore": lambda: cls(k=3, sim="msd", user_based=False)}.get(name, FACTORIES[name])()
+    kwargs = {"item_features": _contract_features(data)} if name == "ContentKNN" else {}
+    model.fit(data, **kwargs)
+    check_fold_in_exact(model, data, k=10)
+
+
+def test_loading_a_knn_model_imports_no_torch(tmp_path):
+    from recforge.models import get_model_class
+
+    path = get_model_class("KNNBaseline")(k=3).fit(contract_data()).save(tmp_path / "knn")
+    code = ("import sys; from recforge.models import load_model; "
+            f"m = load_model({str(path)!r}); "
+            "print(type(m).__name__, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["KNNBaseline", "False"]
+
+
+def test_a_changed_byte_in_arrays_npz_names_the_file(tmp_path):
+    from recforge.models import get_model_class
+
+    path = get_model_class("BaselineOnly")().fit(contract_data()).save(tmp_path / "m")
+    blob = bytearray((path / "arrays.npz").read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    (path / "arrays.npz").write_bytes(bytes(blob))
+    with pytest.raises(ModelFileError, match=r"arrays\.npz: sha256 does not match"):
+        load_model(path)
+
+
+def test_bad_saved_models_get_clear_errors(tmp_path):
+    from recforge.models import get_model_class
+
+    path = get_model_class("MostPopular")().fit(contract_data()).save(tmp_path / "m")
+    cfg = json.loads((path / "config.json").read_text())
+    with pytest.raises(ModelFileError, match="no such model directory"):
+        load_model(tmp_path / "nowhere")
+    (path / "config.json").write_text(json.dumps(cfg | {"model": "NoSuchModel"}))
+    with pytest.raises(ModelFileError, match="unknown model 'NoSuchModel'"):
+        load_model(path)
+    (path / "config.json").write_text(json.dumps(cfg | {"format_version": 1}))
+    with pytest.raises(ModelFileError, match="format version 1"):
+        load_model(path)
+    (path / "config.json").write_text(json.dumps(cfg))
+    (path / "arrays.npz").unlink()
+    with pytest.raises(ModelFileError, match=r"arrays\.npz: missing"):
+        load_model(path)
