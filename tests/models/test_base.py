@@ -22,7 +22,7 @@ from recforge.models import (
     clone,
     register,
 )
-from recforge.models._topk import mask_rows, topk_rows
+from recforge.topk import mask_rows, topk_rows
 
 
 # ---------------------------------------------------------------------------- top-k

@@ -44,7 +44,7 @@ from ..data.dataset import Dataset
 from ..data.interactions import Interactions
 from ..data.sessions import SessionEvents
 from ..metrics.session import evaluate_next_item
-from ..models._topk import mask_rows, topk_rows
+from ..topk import mask_rows, topk_rows
 from ..models.base import RANKING, RATING, SESSION
 
 log = logging.getLogger(__name__)

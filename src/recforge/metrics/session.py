@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 from ..data.sessions import SessionEvents
-from ..models._topk import topk_rows
+from ..topk import topk_rows
 
 logger = logging.getLogger(__name__)
 

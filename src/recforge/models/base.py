@@ -36,7 +36,7 @@ from .._version import __version__
 from ..data.idmap import IdMap
 from ..data.interactions import Interactions
 from ..data.sessions import SessionEvents
-from ._topk import mask_rows, topk_rows
+from ..topk import mask_rows, topk_rows
 
 RATING = "rating"  # predicts ratings on the data's scale
 RANKING = "ranking"  # scores all items for a user

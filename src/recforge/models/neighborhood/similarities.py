@@ -29,7 +29,7 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 
-from .._topk import topk_rows
+from ...topk import topk_rows
 from . import _kernels as K
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...data.interactions import Interactions
-from .._topk import topk_rows
+from ...topk import topk_rows
 from ..base import RANKING, SIMILAR_ITEMS, Recommender, register
 from .similarities import check_similarity_name, similarity_matrix
 
