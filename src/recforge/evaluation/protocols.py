@@ -44,8 +44,8 @@ from ..data.dataset import Dataset
 from ..data.interactions import Interactions
 from ..data.sessions import SessionEvents
 from ..metrics.session import evaluate_next_item
-from ..topk import mask_rows, topk_rows
 from ..models.base import RANKING, RATING, SESSION
+from ..topk import mask_rows, topk_rows
 
 log = logging.getLogger(__name__)
 
