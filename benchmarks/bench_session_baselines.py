@@ -4,7 +4,7 @@ Prints one JSON object per line:
 
 * per model and data set: ``{"model", "dataset", "recall@1" ... "mrr@20", "coverage@20",
   "popularity@20", "n_events", "train_seconds", "eval_seconds"}`` with the next-click
-  evaluation of :func:`recforge.metrics.session.evaluate_next_item` (pessimistic ties, all
+  evaluation of :func:`recforge.evaluation.session_replay.evaluate_next_item` (pessimistic ties, all
   items ranked). rsc15-100k: ``train_full`` -> ``test`` as shipped; synthetic:
   :func:`recforge.data.synthetic.generate_sessions` with its defaults (seed 0);
 * with ``--reference``, per kNN model: ``{"model", "reference": "naive-python", "events",
@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recforge.metrics.session import evaluate_next_item
+from recforge.evaluation.session_replay import evaluate_next_item
 from recforge.models.base import available_models, get_model_class
 
 MODELS = ["SPop", "MarkovChain", "ItemKNNSession", "SKNN", "VSKNN", "SASRec", "SASRec:loss=ce", "GRU4Rec"]

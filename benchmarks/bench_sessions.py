@@ -101,7 +101,7 @@ def n_targets(part) -> int:
 
 
 def evaluate(model, test) -> dict:
-    from recforge.metrics.session import evaluate_next_item
+    from recforge.evaluation.session_replay import evaluate_next_item
 
     res = evaluate_next_item(model, test, ks=(10, 20), ties="pessimistic")
     return {k: round(float(res[k]), 6) for k in ("recall@20", "mrr@20", "recall@10", "mrr@10")}

@@ -1,4 +1,9 @@
-"""Row-wise top-k selection with deterministic tie-breaking (lower item index first)."""
+"""Row-wise top-k selection with deterministic tie-breaking (lower item index first).
+
+Shared by the models (recommendation lists, neighbour selection), the session-replay driver and
+the evaluation protocols, so every list in the project is cut the same way. Depends only on
+numpy and scipy; nothing in the package is imported here.
+"""
 
 from __future__ import annotations
 

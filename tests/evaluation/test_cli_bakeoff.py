@@ -98,3 +98,36 @@ def test_bad_param_flag(capsys):
 def test_unknown_sample_user_is_a_usage_error(capsys):
     assert main(["bakeoff", "--sample-user", "no-such-user", "--no-progress", "--formats", "json"]) == 2
     assert "sample user" in capsys.readouterr().err
+
+
+def test_bakeoff_with_a_temporal_split_flag(tmp_path, capsys):
+    rc = main(["bakeoff", "--dataset", "synthetic", "--protocol", "holdout", "--k", "5",
+               "--split", "temporal_per_user", "test_ratio=0.25", "--models", "MostPopular",
+               "--out", str(tmp_path / "o"), "--formats", "json", "--no-progress", "--no-memory"])
+    assert rc == 0
+    doc = json.loads((tmp_path / "o" / "results.json").read_text())
+    conf = doc["protocols"]["topn_temporal_per_user"]["config"]
+    assert conf["split"] == {"name": "temporal_per_user", "test_ratio": 0.25, "seed": 0}
+    assert {r["protocol"] for r in doc["results"]} == {"topn_temporal_per_user"}
+
+
+def test_bakeoff_split_table_in_toml(tmp_path, capsys):
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text('[dataset]\nname = "synthetic"\n'
+                   '[[protocols]]\ntype = "rating_cv"\n'
+                   'split = { name = "temporal_global", test_ratio = 0.2 }\n'
+                   '[[models]]\nname = "BaselineOnly"\n[run]\nprogress = false\nmemory = false\n')
+    assert main(["bakeoff", str(cfg), "--out", str(tmp_path / "o"), "--formats", "json"]) == 0
+    doc = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert doc["protocols"]["rating_temporal_global"]["n_folds"] == 1
+    assert doc["protocols"]["rating_temporal_global"]["config"]["split"]["name"] == "temporal_global"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--split", "weekly"], "unknown split 'weekly'"),
+    (["--split", "temporal_per_user", "n_folds=2"], "unknown: n_folds"),
+    (["--split", "session_split"], "no protocol of this bake-off evaluates sessions"),
+])
+def test_bad_split_flags(argv, message, capsys):
+    assert main(["bakeoff", "--no-progress", "--formats", "json", *argv]) == 2
+    assert message in capsys.readouterr().err

@@ -14,7 +14,8 @@ from recforge.evaluation import (
     TopNLeaveOneOut,
     make_protocol,
 )
-from recforge.evaluation.protocols import _item_vectors, intra_list_diversity, sample_negatives
+from recforge.evaluation.protocols import intra_list_diversity, sample_negatives
+from recforge.evaluation.tasks import _item_vectors
 
 from .conftest import Constant, Flat, Oracle, loo_targets
 

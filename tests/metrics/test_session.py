@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from recforge.data import SessionEvents
-from recforge.metrics.session import evaluate_next_item, mrr_at_k, rank_of_target, recall_at_k
+from recforge.evaluation.session_replay import evaluate_next_item
+from recforge.metrics.session import mrr_at_k, rank_of_target, recall_at_k
 from recforge.models.base import SessionRecommender
 
 # Score of every next item given the last item (rows: last item, columns: next item).
@@ -204,3 +205,27 @@ def test_walk_equals_direct_prefix_ranking(model_name):
     for batch_size in (3, 512):
         res = evaluate_next_item(model, test, batch_size=batch_size)
         np.testing.assert_array_equal(res["ranks"], expected)
+
+
+def test_gru4rec_tie_names_equal_ours_on_hand_values():
+    # target (column 0) scores 0.5; one item above (0.9), two tied with it (0.5, 0.5)
+    scores = np.array([[0.5, 0.9, 0.5, 0.5, 0.1]])
+    target = np.array([0])
+    for gru4rec, ours, expected in (("conservative", "pessimistic", 4.0),
+                                    ("standard", "optimistic", 2.0),
+                                    ("median", "average", 3.0)):
+        assert rank_of_target(scores, target, ties=gru4rec).tolist() == [expected]
+        assert rank_of_target(scores, target, ties=ours).tolist() == [expected]
+    with pytest.raises(ValueError, match="conservative"):
+        rank_of_target(scores, target, ties="strict")
+
+
+def test_replay_accepts_gru4rec_tie_names(train, test):
+    model = LastItemTable().fit(train)
+    for gru4rec, ours in (("conservative", "pessimistic"), ("standard", "optimistic"),
+                          ("median", "average")):
+        a = evaluate_next_item(model, test, ks=(1, 5), ties=gru4rec)
+        b = evaluate_next_item(model, test, ks=(1, 5), ties=ours)
+        np.testing.assert_array_equal(a["ranks"], b["ranks"])
+        assert a["ties"] == ours
+    assert evaluate_next_item(model, test, ks=(1,), ties="median")["ranks"].tolist() == [1, 1.5, 1, 3]

@@ -19,6 +19,11 @@ Experiment file (paths inside it are relative to the file's own folder)::
     type = "rating_cv"            # rating_cv | loo_topn | holdout_topn | sampled_loo |
     n_folds = 5                   # session_next_item (aliases: cv, loo, holdout, sampled, session)
 
+    [[protocols]]                 # any preset with another registered splitter:
+    type = "holdout_topn"         # holdout | kfold | leave_one_out | temporal_global |
+    split = { name = "temporal_per_user", test_ratio = 0.2 }   # temporal_per_user | session_split
+    metrics = ["hr", "ndcg", "recall"]                         # optional, from the metric table
+
     [[models]]
     name = "BaselineOnly"         # registered model name
     label = "Baseline (ALS)"      # display name, optional
@@ -73,6 +78,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--folds", type=int, help="folds of rating-cv (default 5)")
     p.add_argument("--k", type=int, help="list length of top-N protocols (default 10)")
     p.add_argument("--negatives", type=int, help="negatives per user of the sampled protocol (default 100)")
+    p.add_argument("--split", nargs="+", metavar="NAME_OR_KEY=VALUE",
+                   help="replace the split of every protocol on that kind of data with a registered "
+                        "splitter, e.g. --split temporal_per_user test_ratio=0.2 (splitters: "
+                        "holdout, kfold, leave_one_out, temporal_global, temporal_per_user, "
+                        "session_split)")
     p.add_argument("--split-seed", type=int, help="seed of every protocol's split (default 0)")
     p.add_argument("--models", nargs="+", metavar="NAME",
                    help=f"registered model names (default: {' '.join(DEFAULT_MODELS)})")
@@ -169,7 +179,41 @@ def _protocol_specs(args, conf: dict, explicit: bool | None) -> list[dict]:
             s["n_negatives"] = args.negatives
         if args.split_seed is not None and kind != "session_next_item":
             s["seed"] = args.split_seed
+    split = _split_spec(getattr(args, "split", None))
+    if split is not None:
+        from ..split import get_splitter
+
+        on_sessions = get_splitter(split["name"]).input == "sessions"
+        hits = [s for s in specs if (ALIASES.get(s["type"], s["type"]) == "session_next_item") == on_sessions]
+        if not hits:
+            raise _usage(f"--split {split['name']}: no protocol of this bake-off evaluates "
+                         f"{'sessions' if on_sessions else 'interactions'}")
+        for s in hits:
+            s["split"] = dict(split)
     return specs
+
+
+def _split_spec(words) -> dict | None:
+    """``['temporal_per_user', 'test_ratio=0.2']`` -> ``{'name': ..., 'test_ratio': 0.2}``."""
+    if not words:
+        return None
+    from ..split import get_splitter
+
+    try:
+        splitter = get_splitter(words[0])
+    except ValueError as e:
+        raise _usage(f"--split: {e}") from None
+    spec = {"name": splitter.name}
+    for item in words[1:]:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _usage(f"--split {item!r}: use KEY=VALUE after the splitter name")
+        spec[key] = _parse_value(value)
+    try:
+        splitter.check_params({k: v for k, v in spec.items() if k != "name"})
+    except ValueError as e:
+        raise _usage(f"--split: {e}") from None
+    return spec
 
 
 def _model_specs(args, conf: dict) -> list[dict]:

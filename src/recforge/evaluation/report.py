@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .protocols import higher_is_better, metric_base
+from .metric_table import higher_is_better, metric_base
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .protocols import higher_is_better
+from .metric_table import SQRT_METRICS, higher_is_better
 from .significance import bootstrap_ci, pairwise_tests
 
 log = logging.getLogger(__name__)
 
-#: Metrics whose aggregate is the square root of the mean of the per-unit values.
-SQRT_METRICS = frozenset({"rmse"})
+__all__ = ["ModelResult", "Results", "SQRT_METRICS"]
 
 
 @dataclass

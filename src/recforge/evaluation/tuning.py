@@ -24,7 +24,8 @@ import pandas as pd
 
 from ..models.base import RATING, get_model_class
 from .evaluator import Evaluator
-from .protocols import Protocol, RatingCV, TopNLeaveOneOut, higher_is_better
+from .metric_table import higher_is_better
+from .protocols import Protocol, RatingCV, TopNLeaveOneOut
 
 log = logging.getLogger(__name__)
 

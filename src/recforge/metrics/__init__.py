@@ -4,13 +4,14 @@
 * :mod:`~recforge.metrics.ranking` — top-N accuracy (HR, ARHR, cumulative and rating hit
   rate, precision, recall, NDCG, MAP, MRR, AUC), one value per user,
 * :mod:`~recforge.metrics.beyond_accuracy` — coverage, diversity, novelty, churn,
-  responsiveness,
-* :mod:`~recforge.metrics.session` — next-click evaluation of session models. Its
+* :mod:`~recforge.metrics.session` — next-click ranks of session models, Recall@k and MRR@k
+  from ranks (with the tie rules). Its
   ``recall_at_k`` works on target ranks, not on lists, so it stays under
   ``recforge.metrics.session`` and is not re-exported here (the top-level ``recall_at_k`` is the
   list metric of :mod:`~recforge.metrics.ranking`).
 
-Definitions and the tie rules are collected in ``docs/metrics.md``.
+Nothing here calls a model: the drivers that do (session replay, responsiveness) are in
+:mod:`recforge.evaluation`. Definitions and the tie rules are collected in ``docs/metrics.md``.
 """
 
 from . import session
@@ -20,7 +21,6 @@ from .beyond_accuracy import (
     diversity,
     novelty,
     popularity_rank,
-    responsiveness,
     user_coverage,
 )
 from .ranking import (
@@ -37,7 +37,7 @@ from .ranking import (
     reciprocal_rank,
 )
 from .rating import mae, per_user_absolute_error, per_user_squared_error, rmse
-from .session import evaluate_next_item, mrr_at_k, rank_of_target
+from .session import mrr_at_k, rank_of_target
 
 __all__ = [
     "mae", "rmse", "per_user_squared_error", "per_user_absolute_error",
@@ -45,6 +45,5 @@ __all__ = [
     "precision_at_k", "recall_at_k", "ndcg_at_k", "average_precision_at_k", "reciprocal_rank",
     "auc",
     "catalog_coverage", "user_coverage", "diversity", "novelty", "popularity_rank", "churn",
-    "responsiveness",
-    "session", "evaluate_next_item", "mrr_at_k", "rank_of_target",
+    "session", "mrr_at_k", "rank_of_target",
 ]

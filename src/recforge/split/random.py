@@ -11,8 +11,10 @@ import numpy as np
 
 from ..data.interactions import Interactions
 from ._result import SplitResult, check_interactions, check_ratio, describe
+from .registry import splitter
 
 
+@splitter("interactions")
 def holdout(data: Interactions, test_ratio: float = 0.2, seed: int | None = 0) -> SplitResult:
     """Random holdout: a uniformly random ``round(test_ratio * nnz)`` interactions form the test part.
 
@@ -48,6 +50,7 @@ def holdout(data: Interactions, test_ratio: float = 0.2, seed: int | None = 0) -
     return _two_parts(data, is_test, "holdout", {"test_ratio": test_ratio, "seed": seed})
 
 
+@splitter("interactions")
 def kfold(data: Interactions, n_folds: int = 5, seed: int | None = 0) -> list[SplitResult]:
     """K-fold cross-validation over interactions.
 
@@ -82,6 +85,7 @@ def kfold(data: Interactions, n_folds: int = 5, seed: int | None = 0) -> list[Sp
                        {"n_folds": n_folds, "fold": f, "seed": seed}) for f in range(n_folds)]
 
 
+@splitter("interactions")
 def leave_one_out(data: Interactions, mode: str = "latest", seed: int | None = 0,
                   min_interactions: int = 2) -> SplitResult:
     """Leave one interaction per user out: each user's latest (or a random) interaction is test.

@@ -25,10 +25,12 @@ from ..data.errors import DropReport
 from ..data.idmap import IdMap
 from ..data.sessions import SessionEvents
 from ._result import SplitResult, describe
+from .registry import splitter
 
 SECONDS_PER_DAY = 86400.0
 
 
+@splitter("sessions")
 def session_split(sessions: SessionEvents, test_days: float = 1.0, min_length: int = 2,
                   validation_days: float | None = None) -> SplitResult:
     """Split session logs by time as the GRU4Rec papers do (see the module docstring).

@@ -12,6 +12,7 @@ import numpy as np
 from ..data.interactions import Interactions
 from ._result import SplitResult, check_interactions, check_ratio, order_within_users
 from .random import _two_parts
+from .registry import splitter
 
 
 def _require_time(data: Interactions, split: str) -> np.ndarray:
@@ -20,6 +21,7 @@ def _require_time(data: Interactions, split: str) -> np.ndarray:
     return data.timestamps
 
 
+@splitter("interactions")
 def temporal_global(data: Interactions, cutoff_time: float | None = None,
                     test_ratio: float | None = None) -> SplitResult:
     """Global temporal split: interactions at or after a cutoff time are test.
@@ -62,6 +64,7 @@ def temporal_global(data: Interactions, cutoff_time: float | None = None,
     return result
 
 
+@splitter("interactions")
 def temporal_per_user(data: Interactions, test_ratio: float = 0.2,
                       seed: int | None = 0) -> SplitResult:
     """Per-user temporal split: the latest ``test_ratio`` of each user's interactions are test.

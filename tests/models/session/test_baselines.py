@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from recforge.data import SessionEvents
-from recforge.metrics.session import evaluate_next_item
+from recforge.evaluation.session_replay import evaluate_next_item
 from recforge.models.base import Recommender, clone, get_model_class
 from recforge.models.session.augment import prefix_index, prefix_sequences
 from recforge.models.session.baselines import SKNN, VSKNN, ItemKNNSession, MarkovChain, SPop

@@ -425,7 +425,7 @@ def test_rsc15_one_epoch_quality():
     if not folder.exists():
         pytest.skip("shared data not available")
     from recforge.data.readers import read_gru4rec_sessions
-    from recforge.metrics.session import evaluate_next_item
+    from recforge.evaluation.session_replay import evaluate_next_item
 
     ds = read_gru4rec_sessions(folder)
     model = GRU4Rec(layers=100, batch_size=32, dropout_p_hidden=0.4, learning_rate=0.2, momentum=0.2,
@@ -502,7 +502,7 @@ def test_training_steps_match_official_code(loss):
 def test_validation_is_scored_each_epoch():
     """Per-epoch validation scores; the last equals a direct evaluation of the fitted model and
     on the deterministic cycle it is perfect (Recall@20 = MRR@20 = 1)."""
-    from recforge.metrics.session import evaluate_next_item
+    from recforge.evaluation.session_replay import evaluate_next_item
 
     train = _cyclic_sessions(seed=8)
     model = GRU4Rec(layers=16, batch_size=8, n_epochs=4, learning_rate=0.1, n_sample=3,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recforge.data import SessionEvents
-from recforge.metrics.session import evaluate_next_item
+from recforge.evaluation.session_replay import evaluate_next_item
 from recforge.models.base import Recommender
 from recforge.models.session.sasrec import SASRec, _SASRecNet
 
