@@ -83,6 +83,7 @@ class ToyBias(Recommender):
     """r_ui = mu + b_u + b_i with plain means (no shrinkage): enough to test the plumbing."""
 
     capabilities = frozenset({RATING, RANKING, SIMILAR_ITEMS})
+    state = ("user_bias_", "item_bias_", "notes_")
 
     def __init__(self, damping: float = 0.0, tag: str = "toy"):
         self.damping = damping
@@ -106,6 +107,8 @@ class ToyBias(Recommender):
 @register("_ToyMarkov")
 class ToyMarkov(SessionRecommender):
     """Next-item scores = transition counts from the session's last item."""
+
+    state = ("transitions_",)
 
     def __init__(self):
         pass
@@ -141,7 +144,8 @@ def test_fit_returns_self_and_records_state(ratings):
     assert model.fit(ratings) is model
     assert model.n_items_ == 5 and model.n_users_ == 3
     assert model.item_popularity_.tolist() == [1, 1, 2, 0, 3]
-    assert model.seen_.toarray().astype(bool).tolist() == (ratings.csr.toarray() > 0).tolist()
+    assert model.user_counts_.tolist() == [3, 3, 1]
+    assert not hasattr(model, "seen_")  # the history comes with each query
     assert model.global_mean_ == pytest.approx(22 / 7)
     with pytest.raises(TypeError, match="expects Interactions"):
         ToyBias().fit(ratings.to_dataframe())
@@ -182,26 +186,34 @@ def test_unknown_users_get_popularity_and_are_counted(ratings):
     recs = model.recommend(["zz", "a", "yy"], k=2)
     assert recs.items[0].tolist() == [14, 12]  # popularity 3, 2
     assert recs.items[2].tolist() == [14, 12]
-    assert model.fallbacks_ == {"unknown user: popularity": 2}
+    assert recs.fallbacks == {"unknown user, no history: popularity": 2}
+    assert recs.fallback.tolist() == ["unknown user, no history: popularity", None,
+                                      "unknown user, no history: popularity"]
+    assert not hasattr(model, "fallbacks_")  # returned, never stored
 
 
 def test_candidates_and_filter(ratings):
     model = ToyBias().fit(ratings)
     recs = model.recommend(["c"], k=5, candidates=[10, 13, 999])
     assert sorted(x for x in recs.items[0].tolist() if x is not None) == [10, 13]
-    recs = model.recommend(["c"], k=5, filter=[10, 11])
+    recs = model.recommend(["c"], k=5, exclude=[10, 11])
     assert set(x for x in recs.items[0].tolist() if x is not None) == {12, 13}
-    recs = model.recommend(["zz"], k=5, filter=[14])
+    recs = model.recommend(["zz"], k=5, exclude=[14])
     assert 14 not in recs.items[0].tolist()
+    # per row: each row its own stoplist and candidate set
+    recs = model.recommend(["c", "c"], k=5, exclude=[[10], [12]], candidates=[[10, 12], [10, 12]])
+    assert [[x for x in row if x is not None] for row in recs.items.tolist()] == [[12], [10]]
+    with pytest.raises(ValueError, match="exclude: 3 per-row lists for 2 rows"):
+        model.recommend(["c", "c"], exclude=[[10], [11], [12]])
 
 
 def test_predict_falls_back_to_the_mean_and_clips(ratings):
     model = ToyBias().fit(ratings)
-    pred = model.predict(["a", "zz", "a"], [10, 10, 99])
+    pred, fallbacks = model.predict(["a", "zz", "a"], [10, 10, 99], return_fallbacks=True)
     mu = 22 / 7
     assert pred[0] == pytest.approx(min(5.0, mu + model.user_bias_[0] + model.item_bias_[0]))
     assert pred[1] == pytest.approx(mu) and pred[2] == pytest.approx(mu)
-    assert model.fallbacks_ == {"unknown user or item": 2}
+    assert fallbacks == {"unknown user or item: global mean": 2}
     raw = model.predict_inner(np.array([0]), np.array([0]), clip=False)[0]
     assert raw > 5.0 and model.predict(["a"], [10])[0] == 5.0  # clipped to the scale
     with pytest.raises(ValueError, match="same length"):
@@ -234,7 +246,6 @@ def test_register_rejects_a_second_class_under_one_name():
 
 def test_save_load_round_trip(ratings, tmp_path):
     model = ToyBias(damping=1.0, tag="saved").fit(ratings)
-    model.recommend(["zz"], k=1)  # a fallback, to check that counters survive too
     path = model.save(tmp_path / "m")
     config = json.loads((path / "config.json").read_text())
     assert config["model"] == "_ToyBias" and config["params"] == {"damping": 1.0, "tag": "saved"}
@@ -246,7 +257,7 @@ def test_save_load_round_trip(ratings, tmp_path):
         assert type(back) is ToyBias and back.get_params() == model.get_params()
         assert back.user_map_ == model.user_map_ and back.item_map_ == model.item_map_
         assert np.array_equal(back.score_inner(np.arange(3)), model.score_inner(np.arange(3)))
-        assert np.array_equal(back.recommend(["a", "b", "zz"], k=3).inner,
+        assert np.array_equal(back.recommend(["a", "b", "zz"], k=3, history=ratings).inner,
                               model.recommend(["a", "b", "zz"], k=3).inner)
         assert back.notes_ == {"fitted_on": 7} and back.rating_scale_ == [1.0, 5.0]
     with pytest.raises(TypeError, match="not a ToyMarkov"):
@@ -279,9 +290,11 @@ def test_session_model_recommend_next(clicks):
     assert recs.items[1].tolist() == [9, 7]
     assert recs.items[2].tolist() == [8, 7]  # empty session: popularity
     assert recs.items[3].tolist() == [9, 7]  # unknown 42 skipped
-    assert model.fallbacks_ == {"unknown item in session": 1, "empty session: popularity": 1}
+    assert recs.fallbacks == {"unknown item in history: dropped": 1,
+                              "unknown user, no history: popularity": 1}
+    assert recs.fallback.tolist() == [None, None, "unknown user, no history: popularity", None]
     assert model.recommend_next([[7]], k=3, exclude=[8]).items[0].tolist() == [7, 9, None]
-    with pytest.raises(TypeError, match="recommend_next"):
+    with pytest.raises(TypeError, match="session model"):
         model.recommend(["x"])
 
 

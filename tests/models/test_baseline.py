@@ -214,7 +214,7 @@ class _NoSelf(MostPopular):
 class _BatchDependent(MostPopular):
     def _score(self, users, history=None, fallbacks=None):
         # row j of a batch is shifted by j * item index: single calls see j = 0 only
-        return super()._score(users) + np.arange(users.size)[:, None] * np.arange(self.n_items_)
+        return super()._score(users, history, fallbacks) + np.arange(users.size)[:, None] * np.arange(self.n_items_)
 
 
 class _IgnoresSeed(RandomRanker):
@@ -228,7 +228,13 @@ class _LosesState(MostPopular):
         self.boost = np.arange(self.n_items_, dtype=np.float32)  # not saved: no trailing _
 
     def _score(self, users, history=None, fallbacks=None):
-        return super()._score(users) + self.boost
+        return super()._score(users, history, fallbacks) + self.boost
+
+
+class _Mutates(MostPopular):
+    def _score(self, users, history=None, fallbacks=None):
+        self.calls_ = getattr(self, "calls_", 0) + 1  # state written while answering a query
+        return super()._score(users, history, fallbacks)
 
 
 @pytest.mark.parametrize("broken, message", [
@@ -236,6 +242,7 @@ class _LosesState(MostPopular):
     (_BatchDependent, "batch and single"),
     (_IgnoresSeed, "same seed"),
     (_LosesState, "load returned"),  # an unregistered subclass cannot round-trip
+    (_Mutates, "recommend (changed the model's attributes|mutated)"),
 ])
 def test_contract_catches_broken_models(broken, message, tmp_path):
     with pytest.raises((AssertionError, AttributeError), match=message):

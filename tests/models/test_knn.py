@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recforge.models.query import FallbackLog
 from recforge.data import IdMap, Interactions
 from recforge.models import get_model_class
 from recforge.models.neighborhood import (
@@ -117,14 +118,15 @@ def test_formula_matches_slow_reference(variant, user_based, sim, k, min_k):
     np.testing.assert_allclose(model.sim_, S)
     uu, ii = np.meshgrid(np.arange(data.n_users), np.arange(data.n_items), indexing="ij")
     uu, ii = uu.ravel(), ii.ravel()
-    got = model.predict_inner(uu, ii, clip=False)
+    log = FallbackLog()
+    got = model.predict_inner(uu, ii, clip=False, fallbacks=log)
     want = np.array([slow_predict(data, variant, u, i, S, k, min_k, user_based, bu, bi)
                      for u, i in zip(uu, ii, strict=True)], dtype=object)
     impossible = np.array([w is None for w in want])
     want = np.where(impossible, data.values.astype(np.float64).mean(), want).astype(float)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
     if variant == "KNNBasic":
-        counted = model.fallbacks_.get("fewer than min_k neighbours: global mean", 0)
+        counted = log.counts.get("fewer than min_k neighbours: global mean", 0)
         assert counted == impossible.sum()
 
 
@@ -147,7 +149,7 @@ def _no_neighbour_data():
 def test_no_neighbours_fallback_is_counted(variant):
     data = _no_neighbour_data()
     model = VARIANTS[variant](sim="msd").fit(data)
-    est = model.predict(["a"], ["z"])
+    est, fallbacks = model.predict(["a"], ["z"], return_fallbacks=True)
     mu = data.values.astype(np.float64).mean()
     if variant == "KNNBasic":
         expected, reason = mu, "fewer than min_k neighbours: global mean"
@@ -158,25 +160,27 @@ def test_no_neighbours_fallback_is_counted(variant):
     else:  # user a's mean (and for the z-score variant no neighbour term either)
         expected, reason = 3.0, "fewer than min_k neighbours: mean"
     np.testing.assert_allclose(est, [expected])
-    assert model.fallbacks_ == {reason: 1}
+    assert fallbacks == {reason: 1}
     # one neighbour (c) once c rated z: the weighted mean is c's rating for KNNBasic
     data2 = Interactions.from_arrays(["a", "a", "b", "c", "c", "c"], ["x", "y", "z", "x", "y", "z"],
                                      [5.0, 1.0, 4.0, 4.0, 2.0, 3.0], rating_scale=(1, 5))
     m2 = KNNBasic(k=1).fit(data2)
-    np.testing.assert_allclose(m2.predict(["a"], ["z"]), [3.0])
-    assert m2.fallbacks_ == {}
+    est2, fallbacks2 = m2.predict(["a"], ["z"], return_fallbacks=True)
+    np.testing.assert_allclose(est2, [3.0])
+    assert fallbacks2 == {}
     # min_k above the neighbours available: impossible again
     m3 = KNNBasic(k=5, min_k=2).fit(data2)
-    np.testing.assert_allclose(m3.predict(["a"], ["z"]), [data2.global_mean])
-    assert sum(m3.fallbacks_.values()) == 1
+    est3, fallbacks3 = m3.predict(["a"], ["z"], return_fallbacks=True)
+    np.testing.assert_allclose(est3, [data2.global_mean])
+    assert sum(fallbacks3.values()) == 1
 
 
 def test_user_or_item_without_training_ratings():
     data = contract_data()  # user "u8" and item 113 have no interaction
     for cls in VARIANTS.values():
         model = cls().fit(data)
-        p = model.predict(["u8", "u1"], [100, 113])
-        assert model.fallbacks_ and all("without training ratings" in k for k in model.fallbacks_)
+        p, fallbacks = model.predict(["u8", "u1"], [100, 113], return_fallbacks=True)
+        assert fallbacks and all("without training ratings" in k for k in fallbacks)
         if cls is KNNBaseline:
             bu, bi = als_baselines(data)
             np.testing.assert_allclose(p, np.clip(data.global_mean + bu[[8, 1]] + bi[[0, 13]], 1, 5))
@@ -219,7 +223,7 @@ def test_user_topn_scores_by_hand():
         row[u] = -np.inf
         nbrs = [v for v in np.lexsort((np.arange(row.size), -row))[:2] if row[v] > 0]
         want = sum(S[u, v] * R[v] for v in nbrs)
-        np.testing.assert_allclose(model.score_inner([u])[0], want, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(model.score_inner([u], history=data.csr[[u]])[0], want, rtol=1e-6, atol=1e-7)
 
 
 def test_item_topn_scores_by_hand():
@@ -232,7 +236,7 @@ def test_item_topn_scores_by_hand():
         items = np.flatnonzero(dense[u])
         seeds = items[np.lexsort((items, -dense[u, items]))][:3]  # best-rated, ties to lower
         want = sum(S[j] * dense[u, j] / 5.0 for j in seeds)
-        np.testing.assert_allclose(model.score_inner([u])[0], want, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(model.score_inner([u], history=data.csr[[u]])[0], want, rtol=1e-6, atol=1e-7)
     recs = model.recommend(data.user_map.raw[:3], k=4)
     for row, u in zip(recs.inner, range(3), strict=True):
         assert not set(row[row >= 0]) & set(np.flatnonzero(dense[u]))

@@ -26,10 +26,11 @@ def test_hand_computed():
     data = Interactions.from_arrays([1, 1, 2, 2, 3], [10, 20, 10, 20, 10],
                                     [5.0, 3.0, 3.0, 4.0, 2.0], rating_scale=(1, 5))
     model = SlopeOne().fit(data)
-    np.testing.assert_allclose(model.predict([3], [20], clip=False), [1.5])
+    est, fallbacks = model.predict([3], [20], clip=False, return_fallbacks=True)
+    np.testing.assert_allclose(est, [1.5])
     np.testing.assert_allclose(model.dev_, [[0.0, 0.5], [-0.5, 0.0]])
     np.testing.assert_array_equal(model.freq_, [[3, 2], [2, 2]])
-    assert model.fallbacks_ == {}
+    assert fallbacks == {}
 
 
 def test_no_co_rated_item_falls_back_to_user_mean():
@@ -37,8 +38,9 @@ def test_no_co_rated_item_falls_back_to_user_mean():
     share no rater with 30, so (1, 30) gets user 1's mean, counted."""
     data = Interactions.from_arrays([1, 1, 4], [10, 20, 30], [5.0, 3.0, 1.0], rating_scale=(1, 5))
     model = SlopeOne().fit(data)
-    np.testing.assert_allclose(model.predict([1], [30]), [4.0])
-    assert model.fallbacks_ == {"no co-rated item: user mean": 1}
+    est, fallbacks = model.predict([1], [30], return_fallbacks=True)
+    np.testing.assert_allclose(est, [4.0])
+    assert fallbacks == {"no co-rated item: user mean": 1}
 
 
 def slow_slope_one(dense: np.ndarray, u: int, i: int) -> float:
@@ -73,7 +75,7 @@ def test_matches_slow_reference(seed):
     want = [slow_slope_one(dense, u, i) for u, i in zip(uu.ravel(), ii.ravel(), strict=True)]
     np.testing.assert_allclose(got, want, rtol=1e-10)
     # the fast all-items scoring agrees with pair-wise prediction
-    np.testing.assert_allclose(model.score_inner(np.arange(3)), got.reshape(uu.shape)[:3], rtol=1e-6)
+    np.testing.assert_allclose(model.score_inner(np.arange(3), history=data.csr[:3]), got.reshape(uu.shape)[:3], rtol=1e-6)
 
 
 @pytest.mark.reference

@@ -58,9 +58,9 @@ def test_impossible_predictions_fall_back_and_are_counted():
     data = contract_data()
     m = SurpriseAlgorithm("KNNBasic", {"verbose": False}).fit(data)
     # user u8 has no training ratings: KNN cannot predict -> training mean, counted
-    pred = m.predict(["u8", "u8"], [100, 101])
+    pred, fallbacks = m.predict(["u8", "u8"], [100, 101], return_fallbacks=True)
     np.testing.assert_allclose(pred, data.values.astype(np.float64).mean())
-    assert m.fallbacks_["surprise: prediction impossible (training mean)"] == 2
+    assert fallbacks["surprise: prediction impossible (training mean)"] == 2
 
 
 def test_instance_is_copied_and_not_saveable(tmp_path):

@@ -23,6 +23,7 @@ import pytest
 from recforge.data import SessionEvents
 from recforge.evaluation.session_replay import evaluate_next_item
 from recforge.models.base import Recommender, clone, get_model_class
+from recforge.models.query import FallbackLog
 from recforge.models.session.augment import prefix_index, prefix_sequences
 from recforge.models.session.baselines import SKNN, VSKNN, ItemKNNSession, MarkovChain, SPop
 
@@ -42,8 +43,8 @@ def train():
     return _events([[0, 1, 2], [1, 2], [2, 3, 2], [0, 3], [4]])
 
 
-def _score(model, *sessions):
-    return model._score_next([np.asarray(s, dtype=np.int32) for s in sessions])
+def _score(model, *sessions, fallbacks=None):
+    return model._score_next([np.asarray(s, dtype=np.int32) for s in sessions], fallbacks)
 
 
 # ---------------------------------------------------------------------- hand-computed cases
@@ -61,8 +62,9 @@ def test_markov_hand_computed_and_fallback(train):
     np.testing.assert_allclose(_score(model, [2, 0], [0, 1], [1, 3]),
                                [[0, .5, 0, .5, 0], [0, 0, 1, 0, 0], [0, 0, 1, 0, 0]])
     # item 4 is never followed by anything: popularity / max pop, counted
-    np.testing.assert_allclose(_score(model, [4])[0], [.5, .5, 1, .5, .25])
-    assert model.fallbacks_ == {"no observed successor: popularity": 1}
+    log = FallbackLog(1)
+    np.testing.assert_allclose(_score(model, [4], fallbacks=log)[0], [.5, .5, 1, .5, .25])
+    assert log.as_dict() == {"no observed successor: popularity": 1}
 
 
 def test_itemknn_cosine_hand_computed(train):
@@ -94,8 +96,9 @@ def test_itemknn_event_counts(train):
 
 def test_itemknn_fallback_counted(train):
     model = ItemKNNSession().fit(train)
-    np.testing.assert_allclose(_score(model, [4])[0], [.5, .5, 1, .5, .25])
-    assert model.fallbacks_ == {"no similar item: popularity": 1}
+    log = FallbackLog(1)
+    np.testing.assert_allclose(_score(model, [4], fallbacks=log)[0], [.5, .5, 1, .5, .25])
+    assert log.as_dict() == {"no similar item: popularity": 1}
 
 
 def test_sknn_hand_computed(train):
