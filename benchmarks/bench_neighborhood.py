@@ -43,6 +43,7 @@ from recforge.models.neighborhood import (
     KNNWithZScore,
     SlopeOne,
 )
+from recforge.models.query import FallbackLog
 from recforge.split import holdout, kfold
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,10 +130,10 @@ def run_recforge(factory, folds, seed):
         items = test.item_map.to_raw(test.items)
         t = time.perf_counter()
         model = factory(seed).fit(train)
-        pred = model.predict(users, items)
+        pred, fold_fallbacks = model.predict(users, items, return_fallbacks=True)
         seconds += time.perf_counter() - t
         rmses.append(float(np.sqrt(np.mean((pred - test.values.astype(np.float64)) ** 2))))
-        for k, v in model.fallbacks_.items():
+        for k, v in fold_fallbacks.items():
             fallbacks[k] = fallbacks.get(k, 0) + v
         if hasattr(model, "similarity_nbytes_"):
             extra["similarity_mb"] = round(model.similarity_nbytes_ / 1e6, 2)
@@ -243,9 +244,10 @@ def bench_content(args) -> None:
         # the course's protocol: a prediction without neighbours is the global mean
         model = ContentKNN(k=40, components=components, fallback="global_mean")
         model.fit(train, item_features=ds.item_features)
-        pred = model.predict_inner(test.users, test.items)
+        log = FallbackLog()
+        pred = model.predict_inner(test.users, test.items, fallbacks=log)
         seconds = time.perf_counter() - t
-        fallbacks = dict(model.fallbacks_)
+        fallbacks = log.as_dict()
         rmse = float(np.sqrt(np.mean((pred - test.values.astype(np.float64)) ** 2)))
         recs = model.recommend([85], k=10)
         titles = ds.item_features.title(recs.inner[0]).tolist()

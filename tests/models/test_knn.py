@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recforge.models.query import FallbackLog
 from recforge.data import IdMap, Interactions
 from recforge.models import get_model_class
 from recforge.models.neighborhood import (
@@ -26,6 +25,7 @@ from recforge.models.neighborhood import (
     als_baselines,
     similarity_matrix,
 )
+from recforge.models.query import FallbackLog
 
 from .contract import check_model_contract, contract_data
 

@@ -2,8 +2,8 @@
 
 Driven by flags, by a TOML experiment file, or both (flags override the file)::
 
-    recforge bakeoff                                   # synthetic data, Random / BaselineOnly /
-                                                       # MostPopular, 5-fold CV + leave-one-out
+    recforge bakeoff                                   # the main job: synthetic ratings and
+                                                       # sessions, one model of every family
     recforge bakeoff examples/ml100k-baselines.toml
     recforge bakeoff --dataset ml-100k --data-dir ../shared/data --protocol rating-cv loo \\
         --models BaselineOnly MostPopular --param BaselineOnly.reg_u=10 --out results/
@@ -57,6 +57,20 @@ else:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 DEFAULT_MODELS = ("Random", "BaselineOnly", "MostPopular")
+#: The main job (``recforge bakeoff`` with no data, model or protocol given): one model of every
+#: family on the synthetic ratings (with item features) and the synthetic sessions.
+MAIN_JOB_MODELS = (
+    {"name": "Random", "params": {"random_state": 0}},
+    {"name": "BaselineOnly", "params": {}},
+    {"name": "MostPopular", "params": {}},
+    {"name": "KNNBaseline", "params": {"k": 40, "sim": "pearson_baseline", "user_based": False}},
+    {"name": "UserKNNTopN", "params": {"k": 20}},
+    {"name": "ContentKNN", "params": {"components": {"genres": 1.0, "year": 1.0}}},
+    {"name": "MarkovChain", "params": {}},
+    {"name": "VSKNN", "params": {}},
+)
+MAIN_JOB_PROTOCOLS = ({"type": "rating_cv", "n_folds": 3}, {"type": "loo_topn"},
+                      {"type": "session_next_item"})
 DEFAULT_OUT = "results/bakeoff"
 _SECTIONS = {"dataset": {"name", "path", "data_dir", "options"},
              "output": {"dir", "formats"},
@@ -216,8 +230,14 @@ def _split_spec(words) -> dict | None:
     return spec
 
 
+def _is_main_job(args, conf: dict) -> bool:
+    return not (conf or args.dataset or args.models or args.protocol or getattr(args, "split", None))
+
+
 def _model_specs(args, conf: dict) -> list[dict]:
-    if args.models:
+    if _is_main_job(args, conf):
+        specs = [{"name": m["name"], "params": dict(m["params"])} for m in MAIN_JOB_MODELS]
+    elif args.models:
         specs = [{"name": n, "params": {}} for n in args.models]
     elif conf.get("models"):
         specs = [{"name": m["name"], "label": m.get("label"), "params": dict(m.get("params", {}))}
@@ -246,6 +266,12 @@ def _load_dataset(args, conf: dict):
     options = dict(ds_conf.get("options", {}))
     kwargs = {} if data_dir is None or str(source).startswith("synthetic") else {"data_dir": data_dir}
     t0 = time.perf_counter()
+    if _is_main_job(args, conf):  # synthetic ratings with item features, and sessions beside them
+        ds = load("synthetic")
+        ds.sessions = load("synthetic-sessions").sessions
+        ds.name = "synthetic (ratings + sessions)"
+        log.info("loaded the synthetic main-job data in %.2fs", time.perf_counter() - t0)
+        return ds
     try:
         ds = load(source, **kwargs, **options)
     except FileNotFoundError as e:
@@ -266,7 +292,9 @@ def run(args: argparse.Namespace) -> int:
     ds = _load_dataset(args, conf)
     inter = ds.interactions
     explicit = None if inter is None else inter.is_explicit
-    if inter is None and ds.sessions is not None and not args.protocol and not conf.get("protocols"):
+    if _is_main_job(args, conf):
+        protocol_specs = [dict(p) for p in MAIN_JOB_PROTOCOLS]
+    elif inter is None and ds.sessions is not None and not args.protocol and not conf.get("protocols"):
         protocol_specs = [{"type": "session_next_item"}]
     else:
         protocol_specs = _protocol_specs(args, conf, explicit)

@@ -10,7 +10,7 @@ Surprise's inner ids are given to the users and items that have training ratings
 first appearance in the training ratings (which are sorted by user, then item), as
 ``surprise.Dataset.load_from_df(train.to_dataframe())`` would number them. A pair Surprise cannot predict (``PredictionImpossible``, e.g. an item without
 training ratings for a KNN model) gets Surprise's default prediction (the training mean) and is
-counted in ``fallbacks_``.
+counted in the fallbacks the call returns.
 
 Surprise predicts one pair at a time in Python, so ranking the whole catalog for many users is
 slow (about a microsecond or more per pair); the wrapper is meant for rating evaluation and for

@@ -8,7 +8,7 @@ item as the next event of a batch of in-progress sessions. Everything is built w
 matrix products; the per-session neighbour selection of SKNN / V-SKNN is a compiled kernel.
 
 A session whose score row is all zero (its items have no neighbours or no observed successor)
-gets the normalised training popularity instead; such rows are counted in ``fallbacks_``.
+gets the normalised training popularity instead; such rows are counted in the fallbacks the call returns.
 """
 
 from __future__ import annotations
