@@ -13,6 +13,8 @@ from hypothesis.extra.numpy import arrays
 
 from recforge.data import IdMap, Interactions, SessionEvents
 from recforge.models import (
+    EMBEDDINGS,
+    FOLD_IN,
     RANKING,
     RATING,
     SESSION,
@@ -307,3 +309,48 @@ def test_session_streaming_default_equals_prefix_scoring(clicks):
     assert np.array_equal(s1, model._score_next([np.array([0]), np.array([1])]))
     assert np.array_equal(s2, model._score_next([np.array([0, 1]), np.array([0])]))
     assert state == [[0, 1], [0]]
+
+
+# ---------------------------------------------------------------------------- embeddings
+@register("_ToyFactors")
+class ToyFactors(Recommender):
+    """Scores = user factors . item factors (a truncated SVD of the ratings): an EMBEDDINGS model
+    whose anonymous rows fold in by projecting their history onto the item factors."""
+
+    capabilities = frozenset({RANKING, FOLD_IN, EMBEDDINGS})
+    state = ("item_factors_", "user_factors_")
+
+    def __init__(self, rank: int = 2):
+        self.rank = rank
+
+    def _fit(self, train, *, item_features=None, validation=None):
+        u, s, vt = np.linalg.svd(train.csr.toarray(), full_matrices=False)
+        self.item_factors_ = (vt[:self.rank].T * s[:self.rank]).astype(np.float32)
+        self.user_factors_ = u[:, :self.rank].astype(np.float32)
+
+    def item_vectors(self):
+        return self.item_factors_
+
+    def query_vectors(self, users, history=None):
+        users = np.asarray(users)
+        out = np.zeros((users.size, self.rank), np.float32)
+        known = users >= 0
+        out[known] = self.user_factors_[users[known]]
+        if (~known).any() and history is not None:
+            h = history.matrix if hasattr(history, "matrix") else history
+            proj = h[np.flatnonzero(~known)] @ self.item_factors_
+            out[~known] = proj / np.maximum((self.item_factors_ ** 2).sum(axis=0), 1e-12)
+        return out
+
+    def _score(self, users, history, fallbacks):
+        return self.query_vectors(users, history) @ self.item_factors_.T
+
+
+def test_embeddings_model_runs_the_contract(tmp_path):
+    from .contract import check_model_contract, contract_data
+
+    model = check_model_contract(lambda: ToyFactors(rank=2), contract_data(), tmp_path=tmp_path,
+                                 check_seed=False, atol=1e-5)
+    assert model.item_vectors().shape == (14, 2) and model.similarity == "dot"
+    with pytest.raises(TypeError, match="no EMBEDDINGS capability"):
+        ToyBias().fit(contract_data()).item_vectors()

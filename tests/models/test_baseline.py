@@ -247,3 +247,19 @@ class _Mutates(MostPopular):
 def test_contract_catches_broken_models(broken, message, tmp_path):
     with pytest.raises((AssertionError, AttributeError), match=message):
         check_model_contract(broken, contract_data(), tmp_path=tmp_path)
+
+
+def test_most_popular_partial_fit_equals_refit_and_grows_the_maps():
+    """INCREMENTAL: absorbing new interactions (new users and items too) equals a refit."""
+    old = Interactions.from_arrays(["a", "a", "b"], [1, 2, 2], timestamps=[0.0, 10.0, 20.0])
+    new = Interactions.from_arrays(["b", "c", "c"], [3, 3, 1], timestamps=[30.0, 40.0, 50.0])
+    both = Interactions.from_arrays(["a", "a", "b", "b", "c", "c"], [1, 2, 2, 3, 3, 1],
+                                    timestamps=[0.0, 10.0, 20.0, 30.0, 40.0, 50.0])
+    for params in ({}, {"recency_half_life": 15.0}):
+        grown = MostPopular(**params).fit(old).partial_fit(new)
+        refit = MostPopular(**params).fit(both)
+        assert grown.item_map_.raw.tolist() == [1, 2, 3] and grown.user_map_.raw.tolist() == ["a", "b", "c"]
+        np.testing.assert_allclose(grown.item_popularity_, refit.item_popularity_, rtol=1e-6)
+        assert grown.recommend(["zz"], k=3).items.tolist() == refit.recommend(["zz"], k=3).items.tolist()
+    with pytest.raises(TypeError, match="no INCREMENTAL capability"):
+        BaselineOnly().fit(old).partial_fit(new)
