@@ -323,7 +323,7 @@ def test_learns_a_deterministic_cycle(params):
     raw = train.item_map.raw
     rec = model.recommend_next([[raw[i]] for i in range(6)], k=1)
     np.testing.assert_array_equal(rec.inner[:, 0], (np.arange(6) + 1) % 6)
-    assert model.history_[-1]["loss"] < model.history_[0]["loss"]
+    assert model.history_["train_loss"][-1] < model.history_["train_loss"][0]
 
 
 @pytest.fixture(scope="module")
@@ -507,11 +507,41 @@ def test_validation_is_scored_each_epoch():
     train = _cyclic_sessions(seed=8)
     model = GRU4Rec(layers=16, batch_size=8, n_epochs=4, learning_rate=0.1, n_sample=3,
                     sample_cache_size=300, random_state=0).fit(train, validation=train)
-    assert [h["epoch"] for h in model.history_] == [1, 2, 3, 4]
-    assert all(h["validation_recall@20"] == 1.0 for h in model.history_)
+    h = model.history_
+    assert h["epoch"] == [1, 2, 3, 4]
+    assert h["val_recall@20"] == [1.0] * 4
     direct = evaluate_next_item(model, train, ks=(20,))
-    assert model.history_[-1]["validation_mrr@20"] == direct["mrr@20"] == 1.0
-    assert all(h["events_per_second"] > 0 for h in model.history_)
+    assert h["val_mrr@20"][-1] == direct["mrr@20"] == 1.0
+    assert all(v > 0 for v in h["events_per_second"])
+    assert set(h) == {"epoch", "train_loss", "seconds", "events_per_second", "val_recall@20", "val_mrr@20"}
+
+
+def test_early_stopping_restores_best_epoch():
+    """With a zero-effect learning rate after the first epochs nothing improves; with patience 1
+    the loop stops one epoch after the best one and keeps the best epoch's weights."""
+    train = _cyclic_sessions(seed=8)
+    kw = dict(layers=8, batch_size=4, n_sample=3, learning_rate=0.05, sample_cache_size=300,
+              random_state=3)
+    from recforge.metrics.session import evaluate_next_item
+
+    model = GRU4Rec(n_epochs=6, patience=1, **kw).fit(train, validation=_cyclic_sessions(seed=9))
+    h = model.history_
+    best = int(np.argmax(h["val_mrr@20"]))  # first best
+    assert model.best_epoch_ == h["epoch"][best]
+    assert len(h["epoch"]) == min(6, best + 2)
+    direct = evaluate_next_item(model, _cyclic_sessions(seed=9), ks=(20,))
+    assert direct["mrr@20"] == max(h["val_mrr@20"])
+
+
+def test_nonfinite_loss_raises_or_stops():
+    train = _cyclic_sessions(seed=8)
+    kw = dict(layers=8, batch_size=4, n_sample=3, learning_rate=1e30, n_epochs=3,
+              sample_cache_size=300, random_state=0, loss="bpr-max", elu_param=0.0, bpreg=1.0)
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        GRU4Rec(**kw).fit(train)
+    model = GRU4Rec(**kw, on_nonfinite="stop").fit(train)
+    assert model.history_["epoch"] == []  # stopped in the first epoch
+    assert all(torch.isfinite(v).all() for v in model._net.params.values())
 
 
 @pytest.mark.reference

@@ -283,7 +283,7 @@ def _glorot_blocks(rows: int, cols: int, n_blocks: int, axis: int, gen: torch.Ge
     return torch.cat(blocks, dim=axis).float()
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
 def _adagrad_rows_kernel(param, acc, mom, index_a, grad_a, index_b, grad_b, where, buf, uniq,
                          lr, momentum, eps, nesterov):
     """Sums the gradient rows of each distinct index (over both ``(index, grad)`` pairs), then
@@ -330,7 +330,7 @@ def _adagrad_rows_kernel(param, acc, mom, index_a, grad_a, index_b, grad_b, wher
                 param[r, j] -= lr * g / np.sqrt(a + eps)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
 def _adagrad_dense_kernel(param, acc, mom, grad, lr, momentum, eps, nesterov):
     if momentum > 0:
         for j in range(param.shape[0]):
