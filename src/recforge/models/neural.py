@@ -423,18 +423,23 @@ class NeuralModel:
             getattr(self, name).train()
 
     # ---------------------------------------------------------------- weights
+    def _prefix(self, name: str) -> str:
+        # one module: its own state_dict names (the layout of files written before this base)
+        return "" if len(self._torch_modules) == 1 else f"{name}."
+
     def _torch_state(self) -> dict[str, torch.Tensor]:
-        """Every weight tensor, by a flat name (``<attribute>.<parameter>``)."""
+        """Every weight tensor by a flat name: the module's ``state_dict`` names, prefixed with
+        ``<attribute>.`` when the model has several modules."""
         state = {}
         for name in self._torch_modules:
             for key, value in getattr(self, name).state_dict().items():
-                state[f"{name}.{key}"] = value
+                state[self._prefix(name) + key] = value
         return state
 
     def _set_torch_state(self, state: dict[str, torch.Tensor]) -> None:
         """Load weights named as by :meth:`_torch_state` into the existing modules."""
         for name in self._torch_modules:
-            prefix = f"{name}."
+            prefix = self._prefix(name)
             getattr(self, name).load_state_dict({k[len(prefix):]: v for k, v in state.items()
                                                  if k.startswith(prefix)})
 
