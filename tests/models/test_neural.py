@@ -275,6 +275,10 @@ def test_save_load_round_trip_gives_identical_scores(tmp_path):
         Recommender.load(tmp_path / "m")
 
 
-def test_base_module_does_not_import_torch():
-    code = "import sys, recforge.models.base; assert 'torch' not in sys.modules"
+def test_base_and_non_neural_session_models_do_not_import_torch():
+    code = ("import sys, recforge.models.base, recforge.models.baseline\n"
+            "from recforge.models.session import SKNN, MarkovChain\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n"
+            "from recforge.models.session import GRU4Rec\n"
+            "assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,13 +1,19 @@
-"""Session-based recommenders: next-item models trained on anonymous sessions."""
+"""Session-based recommenders: next-item models trained on anonymous sessions.
 
-from .gru4rec import GRU4Rec
+The torch models (GRU4Rec, SASRec) are imported on first use, so that the non-neural baselines
+can be used without importing torch.
+"""
 
-__all__ = ["GRU4Rec"]
+from .baselines import SKNN, VSKNN, ItemKNNSession, MarkovChain, SPop
 
-try:  # the non-neural baselines and SASRec live beside GRU4Rec
-    from .baselines import SKNN, VSKNN, ItemKNNSession, MarkovChain, SPop  # noqa: F401
-    from .sasrec import SASRec  # noqa: F401
-except ImportError:  # pragma: no cover - a partial checkout
-    pass
-else:
-    __all__ += ["SPop", "ItemKNNSession", "SKNN", "VSKNN", "MarkovChain", "SASRec"]
+__all__ = ["GRU4Rec", "SPop", "ItemKNNSession", "SKNN", "VSKNN", "MarkovChain", "SASRec"]
+
+_TORCH_MODELS = {"GRU4Rec": ".gru4rec", "SASRec": ".sasrec"}
+
+
+def __getattr__(name: str):
+    if name in _TORCH_MODELS:
+        import importlib
+
+        return getattr(importlib.import_module(_TORCH_MODELS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
