@@ -116,7 +116,7 @@ def run_ours(name: str, params: dict, train, test, epochs: int, seed: int) -> di
     seconds = time.perf_counter() - started
     return {"model": name, **evaluate(model, test), "train_seconds": round(seconds, 3),
             "events_per_second": round(n_targets(train) * epochs / seconds, 1),
-            "final_loss": round(model.history_[-1]["loss"], 6) if model.history_ else None}
+            "final_loss": round(model.history_["train_loss"][-1], 6) if model.history_["train_loss"] else None}
 
 
 def run_official(name: str, params: dict, files, code: Path, python: str, epochs: int,

@@ -20,6 +20,7 @@ from recforge.models.session._gru4rec_net import (
     GRU4RecNet,
     NegativeSampleCache,
     _AdagradMomentum,
+    official_cross_entropy,
     ranking_loss,
     session_parallel_schedule,
 )
@@ -155,6 +156,58 @@ def test_cross_entropy_logq_correction():
     val = ranking_loss(torch.zeros(1, 2, dtype=torch.float64), "cross-entropy",
                        logq_correction=torch.log(torch.tensor([1.0, 3.0], dtype=torch.float64))).item()
     assert val == pytest.approx(math.log(4 / 3))
+
+
+def _scores_with_a_hopeless_row():
+    """Six rows, 20 columns; row 2's target scores 150 below its best column (p ~ e^-150)."""
+    r = np.random.default_rng(3).normal(size=(6, 20)).astype(np.float32)
+    r[2, 2] -= 150.0
+    corr = np.random.default_rng(4).uniform(0, 3, size=20).astype(np.float32)
+    return torch.tensor(r), torch.tensor(corr)
+
+
+def test_reported_cross_entropy_versus_the_official_definition():
+    """Why our training loss runs above the official code's: the official
+    ``-log(softmax_ii + 1e-24)`` floors each row at -log(1e-24) = 55.26 nats, ours is the exact
+    -log softmax. Rows that are not hopeless agree; a hopeless row adds its excess over 55.26."""
+    r, corr = _scores_with_a_hopeless_row()
+    ours = ranking_loss(r, "cross-entropy", logq_correction=corr).item()
+    theirs = official_cross_entropy(r, corr).item()
+    per_row = -torch.log_softmax(r - corr, dim=1).diagonal().double()
+    assert per_row[2] > 140  # the hopeless row
+    assert ours == pytest.approx(float(per_row.sum()), rel=1e-5)
+    floored = -torch.log(torch.exp(-per_row) + 1e-24)  # the official per-row value
+    assert floored[2] == pytest.approx(-math.log(1e-24), rel=1e-6)
+    assert theirs == pytest.approx(float(floored.sum()), rel=1e-5)
+    assert ours - theirs == pytest.approx(float(per_row[2]) + math.log(1e-24), rel=1e-4)
+    # without a hopeless row the two definitions agree
+    keep = [0, 1, 3, 4, 5]
+    sub = r[keep][:, keep]
+    assert ranking_loss(sub, "cross-entropy", logq_correction=corr[keep]).item() == pytest.approx(
+        official_cross_entropy(sub, corr[keep]).item(), rel=1e-5)
+
+
+@pytest.mark.reference
+def test_official_cross_entropy_is_the_official_code():
+    """:func:`official_cross_entropy` is the official ``xe_loss_with_softmax`` (logQ included),
+    including its floor on a hopeless row, and its gradient on that row vanishes."""
+    off_mod = _official_module()
+    r, _ = _scores_with_a_hopeless_row()
+    n_items, b = 20, 6
+    counts = np.random.default_rng(1).integers(1, 30, n_items).astype(np.float64)
+    trainer = off_mod.GRU4Rec(layers=[4], loss="cross-entropy", batch_size=b, n_sample=n_items - b, logq=1.0,
+                              sample_alpha=0.5, device=torch.device("cpu"))
+    trainer.P0 = torch.tensor(counts, dtype=torch.float32)
+    y = torch.arange(n_items)
+    corr = torch.cat([torch.log(trainer.P0[:b]), 0.5 * torch.log(trainer.P0[b:])])
+    theirs = trainer.loss_function(r, y, b).item()
+    assert official_cross_entropy(r, corr).item() == pytest.approx(theirs, rel=1e-6)
+    ours = ranking_loss(r, "cross-entropy", logq_correction=corr).item()
+    assert ours - theirs > 90  # the floored row
+    leaf = r.clone().requires_grad_()
+    trainer.loss_function(leaf, y, b).backward()
+    assert float(leaf.grad[2].abs().max()) < 1e-12  # the official code does not train that row
+    assert float(leaf.grad[0].abs().max()) > 1e-3
 
 
 def test_unknown_loss_rejected():
@@ -323,7 +376,7 @@ def test_learns_a_deterministic_cycle(params):
     raw = train.item_map.raw
     rec = model.recommend_next([[raw[i]] for i in range(6)], k=1)
     np.testing.assert_array_equal(rec.inner[:, 0], (np.arange(6) + 1) % 6)
-    assert model.history_[-1]["loss"] < model.history_[0]["loss"]
+    assert model.history_["train_loss"][-1] < model.history_["train_loss"][0]
 
 
 @pytest.fixture(scope="module")
@@ -406,8 +459,9 @@ def test_unknown_and_empty_sessions_fall_back(fitted):
     model, train = fitted
     rec = model.recommend_next([[], ["not-an-item", train.item_map.raw[0]]], k=3)
     assert rec.items.shape == (2, 3)
-    assert model.fallbacks_["empty session: popularity"] >= 1
-    assert model.fallbacks_["unknown item in session"] >= 1
+    assert rec.fallback[0] == "unknown user, no history: popularity" and rec.fallback[1] is None
+    assert rec.fallbacks == {"unknown user, no history: popularity": 1,
+                             "unknown item in history: dropped": 1}
 
 
 # ---------------------------------------------------------------------- real data
@@ -507,11 +561,41 @@ def test_validation_is_scored_each_epoch():
     train = _cyclic_sessions(seed=8)
     model = GRU4Rec(layers=16, batch_size=8, n_epochs=4, learning_rate=0.1, n_sample=3,
                     sample_cache_size=300, random_state=0).fit(train, validation=train)
-    assert [h["epoch"] for h in model.history_] == [1, 2, 3, 4]
-    assert all(h["validation_recall@20"] == 1.0 for h in model.history_)
+    h = model.history_
+    assert h["epoch"] == [1, 2, 3, 4]
+    assert h["val_recall@20"] == [1.0] * 4
     direct = evaluate_next_item(model, train, ks=(20,))
-    assert model.history_[-1]["validation_mrr@20"] == direct["mrr@20"] == 1.0
-    assert all(h["events_per_second"] > 0 for h in model.history_)
+    assert h["val_mrr@20"][-1] == direct["mrr@20"] == 1.0
+    assert all(v > 0 for v in h["events_per_second"])
+    assert set(h) == {"epoch", "train_loss", "seconds", "events_per_second", "val_recall@20", "val_mrr@20"}
+
+
+def test_early_stopping_restores_best_epoch():
+    """With a zero-effect learning rate after the first epochs nothing improves; with patience 1
+    the loop stops one epoch after the best one and keeps the best epoch's weights."""
+    train = _cyclic_sessions(seed=8)
+    kw = dict(layers=8, batch_size=4, n_sample=3, learning_rate=0.05, sample_cache_size=300,
+              random_state=3)
+    from recforge.metrics.session import evaluate_next_item
+
+    model = GRU4Rec(n_epochs=6, patience=1, **kw).fit(train, validation=_cyclic_sessions(seed=9))
+    h = model.history_
+    best = int(np.argmax(h["val_mrr@20"]))  # first best
+    assert model.best_epoch_ == h["epoch"][best]
+    assert len(h["epoch"]) == min(6, best + 2)
+    direct = evaluate_next_item(model, _cyclic_sessions(seed=9), ks=(20,))
+    assert direct["mrr@20"] == max(h["val_mrr@20"])
+
+
+def test_nonfinite_loss_raises_or_stops():
+    train = _cyclic_sessions(seed=8)
+    kw = dict(layers=8, batch_size=4, n_sample=3, learning_rate=1e30, n_epochs=3,
+              sample_cache_size=300, random_state=0, loss="bpr-max", elu_param=0.0, bpreg=1.0)
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        GRU4Rec(**kw).fit(train)
+    model = GRU4Rec(**kw, on_nonfinite="stop").fit(train)
+    assert model.history_["epoch"] == []  # stopped in the first epoch
+    assert all(torch.isfinite(v).all() for v in model._net.params.values())
 
 
 @pytest.mark.reference

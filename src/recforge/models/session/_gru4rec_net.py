@@ -271,6 +271,26 @@ def ranking_loss(scores: torch.Tensor, loss: str, *, bpreg: float = 0.0, elu_par
     return (terms * negative).sum() / (k - 1)
 
 
+def official_cross_entropy(scores: torch.Tensor, logq_correction: torch.Tensor | None = None) -> torch.Tensor:
+    """The cross-entropy exactly as the official PyTorch GRU4Rec computes and reports it
+    (``xe_loss_with_softmax``): :math:`-\\sum_i \\log(\\operatorname{softmax}(r - c)_{ii} + 10^{-24})`
+    with the softmax in the scores' precision.
+
+    The :math:`10^{-24}` inside the logarithm floors each row's loss at
+    :math:`-\\log 10^{-24} \\approx 55.26` (:math:`p \\ll 10^{-24}` gives ``log(1e-24)``; in
+    float32 the softmax of such a row is often exactly 0) and makes that row's gradient vanish,
+    whereas :func:`ranking_loss` is the exact :math:`-\\log\\operatorname{softmax}`, which for a
+    hopeless row can be hundreds of nats. This is why recforge's reported training loss runs
+    above the official figure while the trained models rank alike; see
+    ``docs/models-session.md``. Used for that comparison only, never for training.
+    """
+    if logq_correction is not None:
+        scores = scores - logq_correction
+    x = torch.exp(scores - scores.max(dim=1, keepdim=True)[0])
+    x = x / x.sum(dim=1, keepdim=True)
+    return -torch.sum(torch.log(torch.diag(x) + 1e-24))
+
+
 # ---------------------------------------------------------------------- the network
 def _glorot_blocks(rows: int, cols: int, n_blocks: int, axis: int, gen: torch.Generator) -> torch.Tensor:
     """A (rows, cols) matrix made of ``n_blocks`` equal blocks along ``axis``, each uniform in
@@ -283,7 +303,7 @@ def _glorot_blocks(rows: int, cols: int, n_blocks: int, axis: int, gen: torch.Ge
     return torch.cat(blocks, dim=axis).float()
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
 def _adagrad_rows_kernel(param, acc, mom, index_a, grad_a, index_b, grad_b, where, buf, uniq,
                          lr, momentum, eps, nesterov):
     """Sums the gradient rows of each distinct index (over both ``(index, grad)`` pairs), then
@@ -330,7 +350,7 @@ def _adagrad_rows_kernel(param, acc, mom, index_a, grad_a, index_b, grad_b, wher
                 param[r, j] -= lr * g / np.sqrt(a + eps)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
 def _adagrad_dense_kernel(param, acc, mom, grad, lr, momentum, eps, nesterov):
     if momentum > 0:
         for j in range(param.shape[0]):

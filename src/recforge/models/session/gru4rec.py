@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -27,6 +26,7 @@ import torch
 
 from ...data.sessions import SessionEvents
 from ..base import FOLD_IN, SESSION, SessionRecommender, register
+from ..neural import NeuralModel
 from ._gru4rec_net import (
     LOSSES,
     GRU4RecNet,
@@ -36,8 +36,6 @@ from ._gru4rec_net import (
 )
 
 logger = logging.getLogger(__name__)
-
-_WEIGHTS_FILE = "weights.safetensors"
 
 
 class GRU4RecState:
@@ -52,7 +50,7 @@ class GRU4RecState:
 
 
 @register("GRU4Rec")
-class GRU4Rec(SessionRecommender):
+class GRU4Rec(NeuralModel, SessionRecommender):
     """GRU4Rec (Hidasi et al. 2016; Hidasi & Karatzoglou 2018; Hidasi & Czapp 2023).
 
     Training walks ``batch_size`` sessions in parallel, ordered by their first event: each slot
@@ -103,14 +101,30 @@ class GRU4Rec(SessionRecommender):
     sample_cache_size : int, default 10_000_000
         Negative samples drawn at once.
     random_state : int, optional
-        Seed of weight initialisation, dropout and sampling (never the global generators).
-    device : str, default "cpu"
-        Torch device.
+        Seed of weight initialisation, dropout and sampling: one ``SeedSequence`` spawned into
+        three streams (never the global generators), see :class:`~recforge.models.neural.SeedStreams`.
+    device : {"cpu", "auto", "cuda", "cuda:N"}, default "cpu"
+        Torch device ("auto": CUDA when available). On CPU the optimizer runs as a compiled
+        kernel; elsewhere as torch operations (the same update).
+    patience : int, optional
+        With ``validation`` given to ``fit``: stop after this many epochs without a better
+        validation MRR@20.
+    restore_best : bool, default True
+        With ``validation``: keep the weights of the epoch with the best validation MRR@20.
+    on_nonfinite : {"raise", "stop"}, default "raise"
+        A NaN or infinite loss raises ``FloatingPointError`` naming the epoch, or stops training
+        with the weights of the last finite epoch.
+    verbose : bool, default False
+        Show a progress bar over the epochs.
 
     Attributes
     ----------
-    history_ : list of dict
-        Per epoch: ``loss``, ``seconds``, ``events_per_second`` (targets per second).
+    history_ : dict of lists
+        Per epoch (see :class:`~recforge.models.neural.TrainingLoop`): ``epoch``, ``train_loss``
+        (the mean over mini-batches of the step loss, summed over the rows and divided by
+        ``batch_size`` — the official code's figure, see ``docs/models-session.md``),
+        ``seconds``, ``events_per_second`` (targets per second) and, with ``validation``,
+        ``val_recall@20`` and ``val_mrr@20``.
     n_train_sessions_skipped_ : int
         Training sessions with fewer than two events (nothing to predict).
 
@@ -127,7 +141,7 @@ class GRU4Rec(SessionRecommender):
 
     capabilities: ClassVar[frozenset[str]] = frozenset({SESSION, FOLD_IN})
 
-    state = ("history_", "n_train_sessions_skipped_")
+    state = ("n_train_sessions_skipped_",)
 
     def __init__(self, layers=(100,), loss: str = "cross-entropy", batch_size: int = 64,
                  dropout_p_embed: float = 0.0, dropout_p_hidden: float = 0.0,
@@ -136,7 +150,8 @@ class GRU4Rec(SessionRecommender):
                  sample_alpha: float = 0.5, embedding: int | str = 0,
                  constrained_embedding: bool = True, n_epochs: int = 10, bpreg: float = 1.0,
                  elu_param: float = 0.5, logq: float = 0.0, sample_cache_size: int = 10_000_000,
-                 random_state: int | None = None, device: str = "cpu"):
+                 random_state: int | None = None, device: str = "cpu", patience: int | None = None,
+                 restore_best: bool = True, on_nonfinite: str = "raise", verbose: bool = False):
         self.layers = layers
         self.loss = loss
         self.batch_size = batch_size
@@ -156,6 +171,10 @@ class GRU4Rec(SessionRecommender):
         self.sample_cache_size = sample_cache_size
         self.random_state = random_state
         self.device = device
+        self.patience = patience
+        self.restore_best = restore_best
+        self.on_nonfinite = on_nonfinite
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ configuration
     def _layer_sizes(self) -> list[int]:
@@ -187,19 +206,19 @@ class GRU4Rec(SessionRecommender):
     def _build_net(self) -> GRU4RecNet:
         layers = self._layer_sizes()
         mode, emb = self._input_mode(layers)
-        return GRU4RecNet(self.n_items_, layers, mode, emb, torch.device(self.device))
+        return GRU4RecNet(self.n_items_, layers, mode, emb, self._device())
 
     # ------------------------------------------------------------------ training
     def _fit(self, train: SessionEvents, *, item_features=None, validation=None) -> None:
         self._check_params()
-        seeds = np.random.SeedSequence(self.random_state)
-        init_seed, dropout_seed, sample_seed = seeds.generate_state(3, dtype=np.uint64)
-        device = torch.device(self.device)
+        streams = self._seed_streams()  # spawned in a fixed order: init, dropout, sampling
+        init_gen = streams.torch("cpu")
+        device = self._device()
+        dropout_gen = streams.torch(device)
+        sample_rng = streams.numpy()
         net = self._build_net()
-        init_gen = torch.Generator().manual_seed(int(init_seed) >> 1)
         net.init_weights(init_gen)
         self._net = net
-        self.history_ = []
 
         n_sample = int(self.n_sample)
         batch_size = int(self.batch_size)
@@ -229,19 +248,19 @@ class GRU4Rec(SessionRecommender):
         log_q_targets = log_q_samples = None
         if n_sample > 0:
             sampler = NegativeSampleCache(counts, float(self.sample_alpha), n_sample,
-                                          int(self.sample_cache_size), np.random.default_rng(sample_seed),
-                                          device)
+                                          int(self.sample_cache_size), sample_rng, device)
         if self.loss == "cross-entropy" and self.logq > 0:
             log_counts = torch.from_numpy(np.log(np.maximum(counts, 1.0)).astype(np.float32)).to(device)
             log_q_targets = float(self.logq) * log_counts[targets]
             log_q_samples = float(self.logq) * float(self.sample_alpha) * log_counts
+        # the model's own optimizer step: row-sparse Adagrad with momentum (a compiled kernel)
         opt = _AdagradMomentum(net.params, self.learning_rate, self.momentum, nesterov=self.nesterov)
-        gen = torch.Generator(device=device).manual_seed(int(dropout_seed) >> 1)
         kwargs = dict(bpreg=float(self.bpreg), elu_param=float(self.elu_param),
                       dropout_embed=float(self.dropout_p_embed),
-                      dropout_hidden=float(self.dropout_p_hidden), gen=gen)
+                      dropout_hidden=float(self.dropout_p_hidden), gen=dropout_gen)
         n_targets = int(schedule.events.size)
-        for epoch in range(int(self.n_epochs)):
+
+        def train_epoch(epoch: int, loop) -> dict:
             started = time.perf_counter()
             H = net.zero_state(schedule.width(0))
             total = 0.0
@@ -263,24 +282,21 @@ class GRU4Rec(SessionRecommender):
                     y = torch.cat([y, sample])
                 value = net.train_step(x, y, H, opt, self.loss, batch_size,
                                        logq_correction=correction, **kwargs)
-                if not np.isfinite(value):
-                    raise FloatingPointError(f"GRU4Rec: loss is {value} at epoch {epoch + 1}, step {t}; "
-                                             "lower the learning rate")
-                total += value
-            seconds = time.perf_counter() - started
-            record = {"epoch": epoch + 1, "loss": total / schedule.n_steps,
-                      "seconds": seconds, "events_per_second": n_targets / seconds}
-            if validation is not None:
-                from ...metrics.session import evaluate_next_item
+                total += loop.check_finite(value, f"step {t}")
+            return {"train_loss": total / schedule.n_steps,
+                    "events_per_second": n_targets / (time.perf_counter() - started)}
 
-                res = evaluate_next_item(self, validation, ks=(20,))
-                record["validation_recall@20"] = res["recall@20"]
-                record["validation_mrr@20"] = res["mrr@20"]
-            self.history_.append(record)
-            logger.info("GRU4Rec epoch %d: loss %.6f, %.2fs, %.0f events/s%s", epoch + 1, record["loss"],
-                        seconds, record["events_per_second"],
-                        "" if validation is None else
-                        f", validation Recall@20 {record['validation_recall@20']:.4f}")
+        def log_epoch(record: dict) -> None:
+            logger.info("GRU4Rec epoch %d: loss %.6f, %.2fs, %.0f events/s%s", record["epoch"],
+                        record["train_loss"], record["seconds"], record["events_per_second"],
+                        f", validation MRR@20 {record['val_mrr@20']:.4f}" if "val_mrr@20" in record else "")
+
+        loop = self._training_loop(int(self.n_epochs), validation, patience=self.patience,
+                                   monitor="mrr@20", restore_best=self.restore_best,
+                                   on_nonfinite=self.on_nonfinite, verbose=self.verbose)
+        self.history_ = loop.run(train_epoch, get_state=self._copy_torch_state,
+                                 set_state=self._set_torch_state, on_epoch_end=log_epoch)
+        self.best_epoch_ = loop.best_epoch
 
     # ------------------------------------------------------------------ inference
     def init_state(self, n_slots: int) -> GRU4RecState:
@@ -334,23 +350,16 @@ class GRU4Rec(SessionRecommender):
         result[order] = scores
         return result
 
-    # ------------------------------------------------------------------ persistence
-    def _save_extra(self, directory: Path, arrays: dict, state_spec: dict) -> None:
-        from safetensors.torch import save_file
+    # ------------------------------------------------------------------ weights
+    def _torch_state(self) -> dict[str, torch.Tensor]:
+        return dict(self._net.params)
 
-        save_file({k: v.detach().cpu().contiguous() for k, v in self._net.params.items()},
-                  str(directory / _WEIGHTS_FILE))
-
-    def _load_extra(self, directory: Path, config: dict) -> None:
-        from safetensors.torch import load_file
-
-        net = self._build_net()
-        weights = load_file(str(directory / _WEIGHTS_FILE), device=str(net.device))
-        net.init_weights(torch.Generator().manual_seed(0))  # shapes to check against
-        for k, v in net.params.items():
-            if k not in weights or weights[k].shape != v.shape:
-                raise ValueError(f"{directory / _WEIGHTS_FILE}: weight {k!r} missing or of the wrong "
-                                 "shape for these hyperparameters")
+    def _set_torch_state(self, state: dict[str, torch.Tensor]) -> None:
         # fresh (aligned) storage: the same kernels run as for the trained model, bit for bit
-        net.params = {k: weights[k].clone(memory_format=torch.contiguous_format) for k in net.params}
+        self._net.params = {k: state[k].to(self._net.device).clone(memory_format=torch.contiguous_format)
+                            for k in self._net.params}
+
+    def _build_modules(self) -> None:
+        net = self._build_net()
+        net.init_weights(torch.Generator().manual_seed(0))  # shapes to check the file against
         self._net = net

@@ -12,13 +12,19 @@ import contextlib
 import logging
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..base import SessionRecommender, check_random_state, register
+from ..base import SessionRecommender, register
+from ..neural import (
+    GeneratorDropout,
+    NeuralModel,
+    attach_generator,
+    init_parameters,
+    isolated_global_rng,
+)
 from .augment import prefix_sequences
 
 logger = logging.getLogger(__name__)
@@ -30,7 +36,10 @@ class _SASRecNet(nn.Module):
     Input: item indices shifted by one, ``0`` = padding, sequences right-aligned (left padding)
     so the last column is the latest event. Positions count from each sequence's first real
     item, so the output at position ``t`` depends only on items ``<= t`` (causality), whatever
-    follows or pads the sequence.
+    follows or pads the sequence. Every dropout is a
+    :class:`~recforge.models.neural.GeneratorDropout` (attention-weight dropout included: the
+    attention is computed here from the ``nn.MultiheadAttention`` weights), so training draws its
+    masks from the model's own generator.
     """
 
     def __init__(self, n_items: int, hidden: int, max_len: int, num_blocks: int, num_heads: int,
@@ -40,22 +49,43 @@ class _SASRecNet(nn.Module):
         self.num_heads = num_heads
         self.item_emb = nn.Embedding(n_items + 1, hidden, padding_idx=0)
         self.pos_emb = nn.Embedding(max_len, hidden)
-        self.emb_dropout = nn.Dropout(dropout)
+        self.emb_dropout = GeneratorDropout(dropout)
         self.attn_norms = nn.ModuleList([nn.LayerNorm(hidden, eps=1e-8) for _ in range(num_blocks)])
-        self.attns = nn.ModuleList([nn.MultiheadAttention(hidden, num_heads, dropout=dropout, batch_first=True)
+        self.attns = nn.ModuleList([nn.MultiheadAttention(hidden, num_heads, batch_first=True)
                                     for _ in range(num_blocks)])
-        self.attn_dropouts = nn.ModuleList([nn.Dropout(dropout) for _ in range(num_blocks)])
+        self.attn_weight_dropouts = nn.ModuleList([GeneratorDropout(dropout) for _ in range(num_blocks)])
+        self.attn_dropouts = nn.ModuleList([GeneratorDropout(dropout) for _ in range(num_blocks)])
         self.ffn_norms = nn.ModuleList([nn.LayerNorm(hidden, eps=1e-8) for _ in range(num_blocks)])
         self.ffns = nn.ModuleList([
-            nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-                          nn.Linear(hidden, hidden), nn.Dropout(dropout))
+            nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), GeneratorDropout(dropout),
+                          nn.Linear(hidden, hidden), GeneratorDropout(dropout))
             for _ in range(num_blocks)])
         self.last_norm = nn.LayerNorm(hidden, eps=1e-8)
-        # small embeddings: the default N(0, 1) makes the initial logits (x sqrt(d)) saturate
-        for emb in (self.item_emb, self.pos_emb):
-            nn.init.xavier_normal_(emb.weight)
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Initialise every weight from ``generator`` (torch's default schemes, except the
+        embeddings: small Xavier-normal ones, since N(0, 1) makes the initial logits, scaled by
+        :math:`\\sqrt d`, saturate)."""
+        init_parameters(self, generator)
         with torch.no_grad():
+            for emb in (self.item_emb, self.pos_emb):
+                nn.init.xavier_normal_(emb.weight, generator=generator)
             self.item_emb.weight[0].zero_()
+
+    def _attend(self, block: int, h: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """Multi-head scaled dot-product attention of block ``block`` (Vaswani et al. 2017) on
+        ``h`` (B, L, d), query ``q`` seeing key ``k`` where ``allowed[b, q, k]``; dropout on the
+        attention weights as in ``nn.MultiheadAttention``."""
+        attn = self.attns[block]
+        batch, length, d = h.shape
+        head = d // self.num_heads
+        q, k, v = nn.functional.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (t.reshape(batch, length, self.num_heads, head).transpose(1, 2) for t in (q, k, v))
+        logits = (q / math.sqrt(head)) @ k.transpose(-1, -2)  # (B, H, L, L)
+        logits = logits.masked_fill(~allowed[:, None], float("-inf"))
+        weights = self.attn_weight_dropouts[block](torch.softmax(logits, dim=-1))
+        out = (weights @ v).transpose(1, 2).reshape(batch, length, d)
+        return attn.out_proj(out)
 
     def forward(self, seqs: torch.Tensor) -> torch.Tensor:
         """Hidden states (B, L, hidden) of left-padded sequences (B, L)."""
@@ -71,12 +101,10 @@ class _SASRecNet(nn.Module):
         eye = torch.eye(length, dtype=torch.bool, device=seqs.device)
         allowed = torch.ones(length, length, dtype=torch.bool, device=seqs.device).tril()[None] \
             & (valid[:, None, :] | eye[None])
-        blocked = (~allowed).repeat_interleave(self.num_heads, dim=0)
-        for norm, attn, drop, ffn_norm, ffn in zip(self.attn_norms, self.attns, self.attn_dropouts,
-                                                   self.ffn_norms, self.ffns, strict=True):
+        for block, (norm, drop, ffn_norm, ffn) in enumerate(zip(self.attn_norms, self.attn_dropouts,
+                                                                self.ffn_norms, self.ffns, strict=True)):
             # residual around each sub-layer on its layer-normalised input (paper, eq. 4 and §III-C)
-            h = norm(x)
-            a, _ = attn(h, h, h, attn_mask=blocked, need_weights=False)
+            a = self._attend(block, norm(x), allowed)
             x = x + drop(a)
             x = x + ffn(ffn_norm(x))
             x = x * keep
@@ -100,7 +128,7 @@ def _pad_left(items: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.
 
 
 @register("SASRec")
-class SASRec(SessionRecommender):
+class SASRec(NeuralModel, SessionRecommender):
     """Self-attentive sequential recommendation (Kang & McAuley 2018) for next-click prediction.
 
     Each item has an embedding :math:`M_i` (scaled by :math:`\\sqrt{d}`) to which a learned
@@ -136,23 +164,44 @@ class SASRec(SessionRecommender):
         Train on every prefix of every session.
     patience : int or None, default None
         With ``validation`` given to ``fit``: stop after this many epochs without a better
-        validation MRR@20 and keep the best weights (``None``: train all epochs, keep the last).
+        validation MRR@20 (``None``: train all epochs).
     random_state : int, optional
-        Seeds initialisation, shuffling, negatives and dropout (in a forked torch RNG, never
-        the global one).
-    device : str, default "cpu"
+        Seeds initialisation, dropout (torch generators) and shuffling and negatives (a NumPy
+        generator), all spawned from one ``SeedSequence``; the global generators are neither
+        seeded nor advanced (see :class:`~recforge.models.neural.SeedStreams`).
+    device : {"cpu", "auto", "cuda", "cuda:N"}, default "cpu"
+        Torch device ("auto": CUDA when available).
     n_threads : int or None, default None
         Torch intra-op threads while fitting and scoring (restored afterwards); ``None`` keeps
         torch's setting. On a busy machine ``1`` avoids thread oversubscription, which can
         slow these small matrix products down tenfold.
+    restore_best : bool, default True
+        With ``validation``: keep the weights of the epoch with the best validation MRR@20.
+    on_nonfinite : {"raise", "stop"}, default "raise"
+        A NaN or infinite loss raises ``FloatingPointError`` naming the epoch, or stops training
+        with the weights of the last finite epoch.
+    max_grad_norm : float, optional
+        Clip the gradient norm of each Adam step to this value.
+    verbose : bool, default False
+        Show a progress bar over the epochs.
+
+    Attributes
+    ----------
+    history_ : dict of lists
+        Per epoch (see :class:`~recforge.models.neural.TrainingLoop`): ``epoch``, ``train_loss``
+        (mean over training sequences of the batch losses), ``seconds`` and, with
+        ``validation``, ``val_recall@20`` and ``val_mrr@20``.
     """
 
-    state = ("history_", "train_seconds_")
+    state = ("train_seconds_",)
+    _torch_modules = ("net_",)
 
     def __init__(self, hidden: int = 64, max_len: int = 50, num_blocks: int = 2, num_heads: int = 1,
                  dropout: float = 0.2, loss: str = "bce", epochs: int = 10, batch_size: int = 128,
                  learning_rate: float = 1e-3, augment: bool = False, patience: int | None = None,
-                 random_state: int | None = None, device: str = "cpu", n_threads: int | None = None):
+                 random_state: int | None = None, device: str = "cpu", n_threads: int | None = None,
+                 restore_best: bool = True, on_nonfinite: str = "raise", max_grad_norm: float | None = None,
+                 verbose: bool = False):
         self.hidden = hidden
         self.max_len = max_len
         self.num_blocks = num_blocks
@@ -167,6 +216,10 @@ class SASRec(SessionRecommender):
         self.random_state = random_state
         self.device = device
         self.n_threads = n_threads
+        self.restore_best = restore_best
+        self.on_nonfinite = on_nonfinite
+        self.max_grad_norm = max_grad_norm
+        self.verbose = verbose
 
     @contextlib.contextmanager
     def _threads(self):
@@ -182,9 +235,15 @@ class SASRec(SessionRecommender):
             torch.set_num_threads(previous)
 
     # ------------------------------------------------------------------ network
-    def _new_net(self) -> _SASRecNet:
-        return _SASRecNet(self.n_items_, self.hidden, self.max_len, self.num_blocks, self.num_heads,
-                          self.dropout)
+    def _new_net(self, generator: torch.Generator) -> _SASRecNet:
+        with isolated_global_rng():  # the layers' own initial draws are discarded
+            net = _SASRecNet(self.n_items_, self.hidden, self.max_len, self.num_blocks, self.num_heads,
+                             self.dropout)
+        net.reset_parameters(generator)
+        return net.to(self._device())
+
+    def _build_modules(self) -> None:
+        self.net_ = self._new_net(torch.Generator().manual_seed(0))
 
     def _check_params(self) -> None:
         if self.loss not in ("bce", "ce"):
@@ -206,8 +265,11 @@ class SASRec(SessionRecommender):
         self._check_params()
         if train.n_items < 2:
             raise ValueError("SASRec needs at least two items")
-        rng = check_random_state(self.random_state)
-        torch_seed = int(rng.integers(2**63 - 1))
+        streams = self._seed_streams()  # spawned in a fixed order: init, dropout, batches
+        init_gen = streams.torch("cpu")
+        device = self._device()
+        dropout_gen = streams.torch(device)
+        rng = streams.numpy()
         seqs = prefix_sequences(train) if self.augment else train
         lengths = seqs.lengths
         usable = np.flatnonzero(lengths >= 2)
@@ -219,49 +281,35 @@ class SASRec(SessionRecommender):
         # input = events [end-1-m, end-1), target = events [end-m, end), m = min(len-1, max_len)
         n_pos = np.minimum(lengths[usable] - 1, self.max_len)
         input_start = seqs.offsets[1:][usable] - 1 - n_pos
-        device = torch.device(self.device)
-        self.history_ = []
-        best_state, best_score, since_best = None, -np.inf, 0
         started = time.perf_counter()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(torch_seed)
-            self.net_ = self._new_net().to(device)
-            optimizer = torch.optim.Adam(self.net_.parameters(), lr=self.learning_rate, betas=(0.9, 0.98))
-            for epoch in range(self.epochs):
-                self.net_.train()
-                order = rng.permutation(usable.size)
-                total, count = 0.0, 0
-                for b in range(0, order.size, self.batch_size):
-                    sel = order[b:b + self.batch_size]
-                    inputs = torch.from_numpy(_pad_left(seqs.items, input_start[sel], n_pos[sel])).to(device)
-                    targets = torch.from_numpy(_pad_left(seqs.items, input_start[sel] + 1, n_pos[sel])).to(device)
-                    loss = self._loss(inputs, targets, rng)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"SASRec: loss is {loss.item()} at epoch {epoch + 1}")
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                    total += loss.item() * sel.size
-                    count += sel.size
-                record = {"epoch": epoch + 1, "loss": total / count}
-                if validation is not None:
-                    from ...metrics.session import evaluate_next_item
+        self.net_ = self._new_net(init_gen)
+        attach_generator(self.net_, dropout_gen)
+        optimizer = torch.optim.Adam(self.net_.parameters(), lr=self.learning_rate, betas=(0.9, 0.98))
 
-                    self.net_.eval()
-                    record["valid_mrr@20"] = evaluate_next_item(self, validation, ks=(20,))["mrr@20"]
-                self.history_.append(record)
-                logger.info("SASRec epoch %d: %s", epoch + 1, record)
-                if validation is not None and self.patience is not None:
-                    if record["valid_mrr@20"] > best_score:
-                        best_score, since_best = record["valid_mrr@20"], 0
-                        best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
-                    else:
-                        since_best += 1
-                        if since_best >= self.patience:
-                            break
-            if best_state is not None:
-                self.net_.load_state_dict(best_state)
-        self.net_.eval()
+        def train_epoch(epoch: int, loop) -> float:
+            self.net_.train()
+            order = rng.permutation(usable.size)
+            total, count = 0.0, 0
+            for b in range(0, order.size, self.batch_size):
+                sel = order[b:b + self.batch_size]
+                inputs = torch.from_numpy(_pad_left(seqs.items, input_start[sel], n_pos[sel])).to(device)
+                targets = torch.from_numpy(_pad_left(seqs.items, input_start[sel] + 1, n_pos[sel])).to(device)
+                loss = self._loss(inputs, targets, rng)
+                total += loop.step(loss, optimizer, self.net_.parameters()) * sel.size
+                count += sel.size
+            return total / count
+
+        loop = self._training_loop(int(self.epochs), validation, patience=self.patience, monitor="mrr@20",
+                                   restore_best=self.restore_best, on_nonfinite=self.on_nonfinite,
+                                   max_grad_norm=self.max_grad_norm, verbose=self.verbose)
+        try:
+            self.history_ = loop.run(train_epoch, get_state=self._copy_torch_state,
+                                     set_state=self._set_torch_state,
+                                     on_epoch_end=lambda r: logger.info("SASRec epoch %d: %s", r["epoch"], r))
+        finally:
+            attach_generator(self.net_, None)
+            self.net_.eval()
+        self.best_epoch_ = loop.best_epoch
         self.train_seconds_ = time.perf_counter() - started
 
     def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -286,7 +334,7 @@ class SASRec(SessionRecommender):
         flat = np.concatenate([np.asarray(s[len(s) - m:], dtype=np.int64)
                                for s, m in zip(sessions, lengths, strict=True)])
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        batch = torch.from_numpy(_pad_left(flat, starts, lengths)).to(torch.device(self.device))
+        batch = torch.from_numpy(_pad_left(flat, starts, lengths)).to(self._device())
         self.net_.eval()
         with torch.no_grad():
             return self.net_(batch)
@@ -313,8 +361,8 @@ class SASRec(SessionRecommender):
         shape = (n_slots, self.max_len, d)
         return {"items": np.zeros((n_slots, self.max_len), dtype=np.int64),
                 "length": np.zeros(n_slots, dtype=np.int64),
-                "keys": [torch.zeros(shape, device=self.device) for _ in range(n_layers)],
-                "values": [torch.zeros(shape, device=self.device) for _ in range(n_layers)]}
+                "keys": [torch.zeros(shape, device=self._device()) for _ in range(n_layers)],
+                "values": [torch.zeros(shape, device=self._device()) for _ in range(n_layers)]}
 
     def advance(self, state: dict, items: np.ndarray, reset: np.ndarray) -> np.ndarray:
         items = np.asarray(items, dtype=np.int64)
@@ -334,7 +382,7 @@ class SASRec(SessionRecommender):
                     state["keys"][layer][full] = sub["keys"][layer]
                     state["values"][layer][full] = sub["values"][layer]
             rows = np.setdiff1d(np.arange(items.size), full)
-            out = torch.empty(items.size, self.hidden, device=self.device)
+            out = torch.empty(items.size, self.hidden, device=self._device())
             if rows.size:
                 out[torch.from_numpy(rows)] = self._step(state, items[rows], rows)
             if full.size:
@@ -347,7 +395,7 @@ class SASRec(SessionRecommender):
         pos = state["length"][rows]
         state["items"][rows, pos] = items
         state["length"][rows] = pos + 1
-        device = torch.device(self.device)
+        device = self._device()
         rows_t = torch.from_numpy(rows).to(device)
         pos_t = torch.from_numpy(pos).to(device)
         x = net.item_emb(torch.from_numpy(items + 1).to(device)) * math.sqrt(self.hidden) + net.pos_emb(pos_t)
@@ -371,17 +419,3 @@ class SASRec(SessionRecommender):
             x = x + attn.out_proj(a)
             x = x + ffn(ffn_norm(x))
         return net.last_norm(x)
-
-    # ------------------------------------------------------------------ persistence
-    def _save_extra(self, directory: Path, arrays: dict, state_spec: dict) -> None:
-        from safetensors.torch import save_file
-
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()},
-                  str(Path(directory) / "weights.safetensors"))
-
-    def _load_extra(self, directory: Path, config: dict) -> None:
-        from safetensors.torch import load_file
-
-        self.net_ = self._new_net()
-        self.net_.load_state_dict(load_file(str(Path(directory) / "weights.safetensors")))
-        self.net_.to(torch.device(self.device)).eval()
