@@ -317,6 +317,22 @@ class ContentSimilarity:
             item_class[i] = c
         return item_class, np.array(first, np.int64)
 
+    def live_items(self) -> np.ndarray:
+        """Items that can have a positive similarity to some item: those with every component
+        (weighted product; a missing one gives 0) or with any component (weighted mean). A
+        rated item outside this set is never a neighbour, a candidate outside it never has one."""
+        present = []
+        for name in self.weights:
+            if name in self.years:
+                present.append(~np.isnan(np.asarray(self.years[name], dtype=np.float64)))
+            elif name in self.dense:
+                present.append(np.any(np.asarray(self.dense[name]) != 0, axis=1))
+            else:
+                m = sp.csr_matrix(self.sparse[name])
+                present.append(np.diff(m.indptr) > 0)
+        stacked = np.vstack(present)
+        return stacked.all(axis=0) if self.combine == "product" else stacked.any(axis=0)
+
     def _n_items(self) -> int:
         for group in (self.years, self.dense, self.sparse):
             for arr in group.values():
@@ -418,6 +434,16 @@ class ContentKNN(Recommender):
         self._similarity = sim
         self._kernel_arrays = sim.kernel_arrays()
         self._item_class, self._class_items = sim.feature_classes()
+        self._live = sim.live_items()
+
+    def _live_part(self, m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CSR arrays (int64 indptr and indices, float64 data) of ``m`` without the items that
+        are never a neighbour: they have no positive similarity, so no estimate changes."""
+        keep = self._live[m.indices]
+        rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+        counts = np.bincount(rows[keep], minlength=m.shape[0])
+        indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        return indptr, m.indices[keep].astype(np.int64), m.data[keep].astype(np.float64)
 
     def _fallback_values(self, user_bias: np.ndarray, i: np.ndarray) -> np.ndarray:
         if self.fallback == "global_mean":
@@ -433,9 +459,9 @@ class ContentKNN(Recommender):
     def _estimate(self, ratings: sp.csr_matrix, u: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Neighbourhood estimates for pairs (row ``u`` of ``ratings``, item ``i``) and the mask of
         pairs that have no neighbour (estimate 0); compiled, in parallel over pairs."""
-        est, ok = content_knn_pairs(np.asarray(u, np.int64), np.asarray(i, np.int64),
-                                    ratings.indptr.astype(np.int64), ratings.indices.astype(np.int64),
-                                    ratings.data.astype(np.float64), int(self.k), self._kernel_arrays)
+        indptr, indices, data = self._live_part(ratings)
+        est, ok = content_knn_pairs(np.asarray(u, np.int64), np.asarray(i, np.int64), indptr, indices,
+                                    data, int(self.k), self._kernel_arrays)
         return est, ~ok
 
     def _predict(self, u: np.ndarray, i: np.ndarray, fallbacks: FallbackLog) -> np.ndarray:
@@ -464,9 +490,14 @@ class ContentKNN(Recommender):
         if (users < 0).any():
             bias[users < 0] = self._fold_in_bias(h[np.flatnonzero(users < 0)])
         # one estimate per class of items with identical features, then spread to the items
-        est, ok = content_knn_rows(h.indptr.astype(np.int64), h.indices.astype(np.int64), h.data,
-                                   self._class_items, int(self.k), self._kernel_arrays)
-        est, ok = est[:, self._item_class], ok[:, self._item_class]
+        # classes whose items have no feature never have a neighbour
+        classes = self._class_items
+        live = self._live[classes]
+        est_c = np.zeros((users.size, classes.size))
+        ok_c = np.zeros((users.size, classes.size), bool)
+        est_c[:, live], ok_c[:, live] = content_knn_rows(*self._live_part(h), classes[live], int(self.k),
+                                                         self._kernel_arrays)
+        est, ok = est_c[:, self._item_class], ok_c[:, self._item_class]
         rows, items = np.nonzero(~ok)
         if rows.size:
             est[rows, items] = self._fallback_values(bias[rows], items) - NO_NEIGHBOUR_PENALTY

@@ -378,6 +378,54 @@ def _fma(typingctx, a, b, c):
 
 
 @njit(cache=True)
+def _kth_largest(values, n, k, heap):
+    """The ``k``-th largest of ``values[:n]`` (k < n), with a min-heap of size ``k``. The values
+    are visited in a scrambled order: similarities in item order are often sorted in runs
+    (items numbered by release), which would make nearly every value replace the root."""
+    step = 1
+    if n > 2:
+        step = 7919 % n
+        while _gcd(step, n) != 1:
+            step += 1
+    t = 0
+    for m in range(n):
+        v = values[t]
+        t += step
+        if t >= n:
+            t -= n
+        if m < k:
+            x = m
+            heap[x] = v
+            while x > 0:
+                parent = (x - 1) // 2
+                if heap[parent] <= heap[x]:
+                    break
+                heap[parent], heap[x] = heap[x], heap[parent]
+                x = parent
+        elif v > heap[0]:
+            heap[0] = v
+            x = 0
+            while True:
+                child = 2 * x + 1
+                if child >= k:
+                    break
+                if child + 1 < k and heap[child + 1] < heap[child]:
+                    child += 1
+                if heap[x] <= heap[child]:
+                    break
+                heap[x], heap[child] = heap[child], heap[x]
+                x = child
+    return heap[0]
+
+
+@njit(cache=True)
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+
+@njit(cache=True)
 def _content_pair(i, r_start, r_end, h_indices, h_data, k, feats, buf, sims, pos, heap):
     """Content k-NN estimate of item ``i`` from one row's rated items ``h_indices[r_start:r_end]``
     (ratings ``h_data``): the similarity-weighted mean rating of the ``k`` rated items most similar
@@ -407,7 +455,6 @@ def _content_pair(i, r_start, r_end, h_indices, h_data, k, feats, buf, sims, pos
     for p in range(sp_indptr[i], sp_indptr[i + 1]):
         scatter[sp_indices[p]] = sp_data[p]
     n_pos = 0
-    n_heap = 0
     for q in range(r_start, r_end):
         j = h_indices[q]
         if n_sparse > 0:
@@ -454,30 +501,6 @@ def _content_pair(i, r_start, r_end, h_indices, h_data, k, feats, buf, sims, pos
             sims[n_pos] = total
             pos[n_pos] = q
             n_pos += 1
-            # min-heap of the k largest similarities so far: its root ends as the k-th largest
-            if n_heap < k:
-                x = n_heap
-                heap[x] = total
-                n_heap += 1
-                while x > 0:
-                    parent = (x - 1) // 2
-                    if heap[parent] <= heap[x]:
-                        break
-                    heap[parent], heap[x] = heap[x], heap[parent]
-                    x = parent
-            elif total > heap[0]:
-                heap[0] = total
-                x = 0
-                while True:
-                    child = 2 * x + 1
-                    if child >= n_heap:
-                        break
-                    if child + 1 < n_heap and heap[child + 1] < heap[child]:
-                        child += 1
-                    if heap[x] <= heap[child]:
-                        break
-                    heap[x], heap[child] = heap[child], heap[x]
-                    x = child
     for p in range(sp_indptr[i], sp_indptr[i + 1]):
         scatter[sp_indices[p]] = 0.0
     if n_pos == 0:
@@ -487,7 +510,7 @@ def _content_pair(i, r_start, r_end, h_indices, h_data, k, feats, buf, sims, pos
     kth = -np.inf
     room = n_pos
     if n_pos > k:
-        kth = heap[0]
+        kth = _kth_largest(sims, n_pos, k, heap)
         n_above = 0
         for t in range(n_pos):
             if sims[t] > kth:
