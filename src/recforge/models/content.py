@@ -20,7 +20,7 @@ weighted product :math:`\prod_c s_c^{w_c}` (``combine="product"``; a non-positiv
 ratings of the ``k`` items most similar to :math:`i` among those the user rated (positive
 similarities only), the item-based k-NN of Sarwar et al. (2001) with content similarity. When no
 such neighbour exists the baseline :math:`\mu + b_u + b_i` (or the global mean) is returned and
-counted in ``fallbacks_``. Scoring every item this way gives content-based top-N lists.
+counted in the call's fallback log. Scoring every item this way gives content-based top-N lists.
 """
 
 from __future__ import annotations
@@ -371,7 +371,8 @@ class ContentKNN(Recommender):
     combine : {"product", "sum"}, default "product"
     year_scale : float, default 10
     fallback : {"baseline", "global_mean"}, default "baseline"
-        Estimate used when no rated item has positive similarity (counted in ``fallbacks_``).
+        Estimate used when no rated item has positive similarity (counted in the call's
+        fallback log).
 
     Examples
     --------
