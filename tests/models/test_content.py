@@ -346,3 +346,21 @@ def test_anonymous_history_recommends_like_the_known_user():
             known = model.recommend([data.user_map.raw[u]], k=10)
             np.testing.assert_array_equal(anon.items[0], known.items[0])
             assert not set(items.tolist()) & set(anon.inner[0].tolist())
+
+
+@pytest.mark.realdata
+def test_anonymous_history_recommends_like_the_known_user_on_ml_latest_small():
+    path = _shared_data() / "ml-latest-small"
+    if not path.is_dir():
+        pytest.skip("ml-latest-small not available")
+    from recforge.data.readers import read_movielens
+
+    ds = read_movielens(path)
+    data = ds.interactions
+    model = ContentKNN(components={"genres": 1.0, "year": 1.0}).fit(data, item_features=ds.item_features)
+    for raw in data.user_map.raw[[0, 84, 300]]:
+        items, values = data.user_items(int(data.user_map.to_inner([raw])[0]))
+        history = [{data.item_map.raw[i]: float(v) for i, v in zip(items, values, strict=True)}]
+        anon = model.recommend(history=history, k=10)
+        known = model.recommend([raw], k=10)
+        np.testing.assert_array_equal(anon.items[0], known.items[0])
