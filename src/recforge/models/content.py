@@ -41,7 +41,6 @@ from .neighborhood._kernels import (
     CONTENT_SUM,
     CONTENT_YEAR,
     content_knn_pairs,
-    content_knn_rows,
 )
 from .neighborhood.knn import als_baselines
 from .query import FallbackLog, History
@@ -482,8 +481,8 @@ class ContentKNN(Recommender):
         unpredictable items. A known user keeps its fitted bias, a new one folds it in.
 
         The estimates are computed by one compiled kernel from the feature arrays, once per row
-        and class of items with identical features, in parallel over rows and blocks of
-        classes: memory is the (rows x items) result."""
+        and class of items with identical features, in parallel over blocks of (row, class)
+        pairs: memory is a few (rows x items) arrays of the batch."""
         users = np.asarray(users, np.int64)
         h = sp.csr_matrix(history.matrix, dtype=np.float64)
         h.sort_indices()
@@ -496,8 +495,13 @@ class ContentKNN(Recommender):
         live = self._live[classes]
         est_c = np.zeros((users.size, classes.size))
         ok_c = np.zeros((users.size, classes.size), bool)
-        est_c[:, live], ok_c[:, live] = content_knn_rows(*self._live_part(h), classes[live], int(self.k),
-                                                         self._kernel_arrays)
+        cand = classes[live]
+        rows = np.repeat(np.arange(users.size, dtype=np.int64), cand.size)
+        indptr, indices, data = self._live_part(h)
+        est_live, ok_live = content_knn_pairs(rows, np.tile(cand, users.size), indptr, indices, data,
+                                              int(self.k), self._kernel_arrays)
+        est_c[:, live] = est_live.reshape(users.size, cand.size)
+        ok_c[:, live] = ok_live.reshape(users.size, cand.size)
         est, ok = est_c[:, self._item_class], ok_c[:, self._item_class]
         rows, items = np.nonzero(~ok)
         if rows.size:

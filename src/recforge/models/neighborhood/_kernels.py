@@ -543,8 +543,8 @@ def _content_buffers(feats):
 @njit(parallel=True, cache=True)
 def content_knn_pairs(rows, items, indptr, indices, data, k, feats):
     """Content k-NN estimates for pairs (row of the CSR ``indptr/indices/data``, item):
-    :func:`_content_pair` for each, in parallel over chunks of pairs. Returns (estimate,
-    has_neighbour) arrays."""
+    :func:`_content_pair` for each, in parallel over chunks of pairs (consecutive pairs of one
+    row reuse its rated items from cache). Returns (estimate, has_neighbour) arrays."""
     n = rows.shape[0]
     est = np.zeros(n)
     ok = np.zeros(n, np.bool_)
@@ -562,30 +562,4 @@ def content_knn_pairs(rows, items, indptr, indices, data, k, feats):
             r = rows[p]
             est[p], ok[p] = _content_pair(items[p], indptr[r], indptr[r + 1], indices, data, k,
                                           feats, buf, sims, pos, heap)
-    return est, ok
-
-
-@njit(parallel=True, cache=True)
-def content_knn_rows(indptr, indices, data, candidates, k, feats):
-    """Content k-NN estimates of the items ``candidates`` for every row of the CSR
-    ``indptr/indices/data``: (n_rows, n_candidates) estimates and has-neighbour flags, in
-    parallel over (row, block of candidates)."""
-    n_rows = indptr.shape[0] - 1
-    n_cand = candidates.shape[0]
-    est = np.zeros((n_rows, n_cand))
-    ok = np.zeros((n_rows, n_cand), np.bool_)
-    block = 256
-    n_blocks = (n_cand + block - 1) // block
-    for t in prange(n_rows * n_blocks):
-        r = t // n_blocks
-        b = t % n_blocks
-        s = indptr[r]
-        e = indptr[r + 1]
-        buf = _content_buffers(feats)
-        sims = np.empty(e - s)
-        pos = np.empty(e - s, np.int64)
-        heap = np.empty(max(1, min(k, e - s)))
-        for c in range(b * block, min(n_cand, (b + 1) * block)):
-            est[r, c], ok[r, c] = _content_pair(candidates[c], s, e, indices, data, k, feats, buf,
-                                                sims, pos, heap)
     return est, ok
