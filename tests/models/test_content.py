@@ -1,5 +1,7 @@
-"""Content-based similarity and ContentKNN: hand-computed components, a slow k-NN reference,
-the no-neighbour fallback, persistence, and the course's ml-latest-small exercise."""
+"""Content-based similarity and ContentKNN: hand-computed components, a slow k-NN reference
+(pair by pair, and row scoring against a transcription of the block-by-block formula), the
+no-neighbour fallback, folding in anonymous rows, persistence, and the course's ml-latest-small
+exercise."""
 
 import os
 from pathlib import Path
@@ -10,7 +12,15 @@ import pytest
 
 from recforge.data import IdMap, Interactions, ItemFeatures
 from recforge.models import Recommender
-from recforge.models.content import ContentKNN, ContentSimilarity, standardise, tfidf_matrix
+from recforge.models.content import (
+    NO_NEIGHBOUR_PENALTY,
+    ContentKNN,
+    ContentSimilarity,
+    standardise,
+    tfidf_matrix,
+)
+from recforge.models.neighborhood._kernels import topk_weighted_mean_serial
+from recforge.models.query import FallbackLog, History
 
 
 def _features() -> ItemFeatures:
@@ -112,12 +122,14 @@ def test_predictions_match_slow_reference(components, k):
     model = ContentKNN(k=k, components=components, fallback="global_mean").fit(data, item_features=f)
     sim_all = ContentSimilarity.from_features(f, components).block(np.arange(4), np.arange(4))
     uu, ii = np.meshgrid(np.arange(3), np.arange(4), indexing="ij")
-    got = model.predict_inner(uu.ravel(), ii.ravel(), clip=False)
+    log = FallbackLog()
+    got = model.predict_inner(uu.ravel(), ii.ravel(), clip=False, fallbacks=log)
     want = [slow_content_knn(sim_all, data, u, i, k) for u, i in zip(uu.ravel(), ii.ravel(), strict=True)]
     n_none = sum(w is None for w in want)
+    assert n_none > 0
     want = np.array([data.values.astype(float).mean() if w is None else w for w in want])
     np.testing.assert_allclose(got, want, rtol=1e-12)
-    assert sum(model.fallbacks_.values()) == n_none
+    assert log.as_dict() == {"no similar rated item: global mean": n_none}
 
 
 def test_no_neighbour_falls_back_to_the_baseline_and_counts():
@@ -125,9 +137,9 @@ def test_no_neighbour_falls_back_to_the_baseline_and_counts():
     f = _features()
     data = _ratings(f)
     model = ContentKNN(components={"genres": 1.0}).fit(data, item_features=f)
-    est = model.predict(["c"], [1], clip=False)
+    est, fallbacks = model.predict(["c"], [1], clip=False, return_fallbacks=True)
     np.testing.assert_allclose(est, model.global_mean_ + model.user_bias_[2] + model.item_bias_[0])
-    assert model.fallbacks_ == {"no similar rated item: baseline": 1}
+    assert fallbacks == {"no similar rated item: baseline": 1}
     # user a, item 2: neighbour item 1 (cos 1/sqrt 2) -> a's rating of item 1
     np.testing.assert_allclose(model.predict(["a"], [2]), [5.0])
 
@@ -149,6 +161,9 @@ def test_fit_checks_and_persistence(tmp_path):
                                model.predict_inner(uu.ravel(), ii.ravel()))
     recs = model.recommend(["a", "b", "c"], k=4)
     assert recs.inner.shape == (3, 4)
+    again = loaded.recommend(["a", "b", "c"], k=4, history=data)  # a loaded model has no store
+    np.testing.assert_array_equal(again.inner, recs.inner)
+    np.testing.assert_array_equal(again.scores, recs.scores)
     for row, u in zip(recs.inner, range(3), strict=True):
         seen = set(data.user_items(u)[0].tolist())
         assert not seen & set(row[row >= 0].tolist())
@@ -189,18 +204,163 @@ def test_course_exercise_on_ml_latest_small():
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_knn_mean_selection_with_ties(seed):
-    """Partition-based top-k equals a stable sort, ties (frequent with genres) to the lower column."""
-    from recforge.models.content import _knn_mean
-
+def test_block_selection_with_ties(seed):
+    """The block-by-block reference's top-k (partition-based) equals a stable sort, ties
+    (frequent with genres) to the lower column."""
     rng = np.random.default_rng(seed)
     block = rng.integers(-2, 4, (30, 25)) / 3.0  # few distinct values: many ties
     ratings = rng.integers(1, 6, 25).astype(float)
     for k in (1, 3, 10, 25, 40):
-        est, ok = _knn_mean(block, ratings, k)
+        est, ok = topk_weighted_mean_serial(block, ratings, k)
         for r in range(block.shape[0]):
             top = np.argsort(-block[r], kind="stable")[:k]
             w = np.clip(block[r, top], 0, None)
             assert ok[r] == (w.sum() > 0)
             if ok[r]:
                 np.testing.assert_allclose(est[r], (w * ratings[top]).sum() / w.sum())
+
+
+# ------------------------------------------------------------ row scoring vs the block formula
+def _tied_data(seed: int, n_items: int = 60, n_users: int = 12):
+    """Random catalogue with few distinct genre sets and whole years (many exact ties), a few
+    items without features, a 2-d numeric feature, a text, and random ratings."""
+    rng = np.random.default_rng(seed)
+    genres = np.array(["A", "B", "A|B", "C", "A|C", "B|C|D", ""])
+    years = rng.integers(1990, 1996, n_items).astype(float)
+    years[rng.random(n_items) < 0.1] = np.nan
+    words = np.array(["space", "war", "love", "ship", "storm"])
+    plot = [" ".join(rng.choice(words, rng.integers(0, 4))) for _ in range(n_items)]
+    v = rng.normal(size=(n_items, 2))
+    v[rng.random(n_items) < 0.3] = np.nan
+    df = pd.DataFrame({"item": np.arange(n_items) + 100, "genres": rng.choice(genres, n_items),
+                       "year": years, "v1": v[:, 0], "v2": v[:, 1], "plot": plot})
+    f = ItemFeatures.from_dataframe(df, IdMap(np.arange(n_items) + 100), categorical={"genres": "|"},
+                                    numeric={"year": ["year"], "visual": ["v1", "v2"]}, text=["plot"])
+    users, items = [], []
+    for u in range(n_users):
+        chosen = rng.choice(n_items, rng.integers(3, 25), replace=False)
+        users += [u] * chosen.size
+        items += chosen.tolist()
+    values = rng.integers(1, 11, len(users)) / 2.0
+    data = Interactions(np.array(users), np.array(items), values,
+                        user_map=IdMap(np.array([f"u{u}" for u in range(n_users)])),
+                        item_map=f.item_map, rating_scale=(0.5, 5.0))
+    return f, data
+
+
+def block_scores(model: ContentKNN, users: np.ndarray, h) -> tuple[np.ndarray, int]:
+    """Transcription of the row scoring formula, one dense similarity block per row: the
+    k-NN mean over the row's rated items, else the fallback (known user: fitted bias; anonymous
+    row: the ALS user step on its history) minus NO_NEIGHBOUR_PENALTY."""
+    sim = model._similarity
+    n = model.n_items_
+    out = np.zeros((users.size, n))
+    n_fallback = 0
+    for r, u in enumerate(users):
+        items = h.indices[h.indptr[r]:h.indptr[r + 1]]
+        ratings = h.data[h.indptr[r]:h.indptr[r + 1]].astype(np.float64)
+        est, ok = topk_weighted_mean_serial(sim.block(np.arange(n), items), ratings, int(model.k))
+        if u >= 0:
+            bias = model.user_bias_[u]
+        else:
+            resid = ratings - model.global_mean_ - model.item_bias_[items]
+            bias = resid.sum() / (15.0 + items.size)
+        base = (np.full(n, model.global_mean_) if model.fallback == "global_mean"
+                else model.global_mean_ + bias + model.item_bias_)
+        out[r] = np.where(ok, est, base - NO_NEIGHBOUR_PENALTY)
+        n_fallback += int((~ok).sum())
+    return out.astype(np.float32), n_fallback
+
+
+@pytest.mark.parametrize("components,combine,k,fallback", [
+    ({"genres": 1.0}, "product", 3, "baseline"),
+    ({"year": 1.0}, "product", 5, "global_mean"),
+    ({"genres": 1.0, "year": 1.0}, "product", 4, "baseline"),
+    ({"genres": 2.0, "year": 0.5, "visual": 1.0}, "product", 2, "baseline"),
+    ({"genres": 1.0, "year": 3.0, "plot": 1.0}, "sum", 6, "global_mean"),
+    ({"visual": 1.0, "plot": 0.5}, "sum", 40, "baseline"),
+])
+@pytest.mark.parametrize("seed", range(3))
+def test_row_scores_match_block_formula(components, combine, k, fallback, seed):
+    f, data = _tied_data(seed)
+    model = ContentKNN(k=k, components=components, combine=combine, fallback=fallback)
+    model.fit(data, item_features=f)
+    # known users with their training rows, and the same rows as anonymous ones
+    users = np.arange(data.n_users, dtype=np.int32)
+    hist = History.from_csr(data.csr)
+    for rows in (users, np.full_like(users, -1)):
+        log = FallbackLog(rows.size)
+        got = model._score(rows, hist, log)
+        want, n_fallback = block_scores(model, rows, hist.matrix)
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-5)
+        # ties are broken alike: the rows rank items in the same order
+        np.testing.assert_array_equal(np.argsort(-got, axis=1, kind="stable"),
+                                      np.argsort(-want, axis=1, kind="stable"))
+        assert log.as_dict() == ({"ranking: no similar rated item, ranked last": n_fallback}
+                                 if n_fallback else {})
+    # pairs: the same formula on the training rows
+    uu, ii = np.meshgrid(users, np.arange(data.n_items), indexing="ij")
+    pred = model.predict_inner(uu.ravel(), ii.ravel(), clip=False).reshape(uu.shape)
+    want, _ = block_scores(model, users, data.csr)
+    has = want > -NO_NEIGHBOUR_PENALTY / 2
+    np.testing.assert_allclose(pred[has], want[has], rtol=1e-6)
+
+
+def test_non_integer_years_use_the_exponential():
+    """Years with fractions are compared by exp(-|dy| / tau) directly, not from the table."""
+    df = pd.DataFrame({"item": [1, 2, 3], "year": [1990.5, 1993.25, np.nan]})
+    f = ItemFeatures.from_dataframe(df, IdMap([1, 2, 3]), numeric={"year": ["year"]})
+    data = Interactions(np.array([0, 0]), np.array([1, 2]), np.array([4.0, 2.0]),
+                        user_map=IdMap(np.array(["a"])), item_map=f.item_map)
+    model = ContentKNN(components={"year": 1.0}, fallback="global_mean").fit(data, item_features=f)
+    assert model._kernel_arrays[7].tolist() == [0]  # no table
+    # item 1 vs rated 2 (sim exp(-0.275)) and 3 (no year): the rating of item 2
+    np.testing.assert_allclose(model.predict_inner([0], [0], clip=False), [4.0])
+    np.testing.assert_allclose(ContentSimilarity.from_features(f, {"year": 1.0}).block([0], [1]),
+                               [[np.exp(-0.275)]])
+
+
+def test_items_with_identical_features_share_a_class():
+    f, _ = _tied_data(0)
+    sim = ContentSimilarity.from_features(f, {"genres": 1.0})
+    item_class, first = sim.feature_classes()
+    onehot = f.categorical["genres"][0].toarray()
+    assert first.size == len(np.unique(onehot, axis=0)) < f.item_map.__len__()
+    np.testing.assert_array_equal(item_class[first], np.arange(first.size))
+    for i in range(onehot.shape[0]):
+        np.testing.assert_array_equal(onehot[i], onehot[first[item_class[i]]])
+
+
+def test_anonymous_history_recommends_like_the_known_user():
+    """A training user's own ratings given as an anonymous history give the same top-10 as the
+    user id (the fold-in bias only shifts the unpredictable items, which rank last anyway)."""
+    f, data = _tied_data(1, n_items=60)
+    for fallback in ("baseline", "global_mean"):
+        model = ContentKNN(k=5, components={"genres": 1.0, "year": 1.0}, fallback=fallback)
+        model.fit(data, item_features=f)
+        for u in range(data.n_users):
+            items, values = data.user_items(u)
+            history = [{data.item_map.raw[i]: float(v) for i, v in zip(items, values, strict=True)}]
+            anon = model.recommend(history=history, k=10)
+            known = model.recommend([data.user_map.raw[u]], k=10)
+            np.testing.assert_array_equal(anon.items[0], known.items[0])
+            assert not set(items.tolist()) & set(anon.inner[0].tolist())
+
+
+@pytest.mark.realdata
+def test_anonymous_history_recommends_like_the_known_user_on_ml_latest_small():
+    path = _shared_data() / "ml-latest-small"
+    if not path.is_dir():
+        pytest.skip("ml-latest-small not available")
+    from recforge.data.readers import read_movielens
+
+    ds = read_movielens(path)
+    data = ds.interactions
+    model = ContentKNN(components={"genres": 1.0, "year": 1.0}).fit(data, item_features=ds.item_features)
+    for raw in data.user_map.raw[[0, 84, 300]]:
+        items, values = data.user_items(int(data.user_map.to_inner([raw])[0]))
+        history = [{data.item_map.raw[i]: float(v) for i, v in zip(items, values, strict=True)}]
+        anon = model.recommend(history=history, k=10)
+        known = model.recommend([raw], k=10)
+        np.testing.assert_array_equal(anon.items[0], known.items[0])

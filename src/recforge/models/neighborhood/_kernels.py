@@ -5,7 +5,8 @@ Three hot loops live here, all over CSR arrays:
 * co-rated statistics between one row and every other row (the sums a similarity needs over
   the columns both rows have), turned into a similarity row;
 * the k-nearest-neighbour aggregation for a batch of (x, y) test pairs;
-* the Slope One mean deviation over a user's rated items.
+* the Slope One mean deviation over a user's rated items;
+* the content-based k-NN of ContentKNN, whose item similarities come from feature arrays.
 
 Each loop is the ``sum over columns, sum over the column's other rows`` walk that a sparse
 product ``R R^T`` performs, fused with the formula so that no n_x x n_x intermediate other than
@@ -16,7 +17,9 @@ buffers, so there are no write conflicts.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir as llvm_ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 # similarity kinds understood by the kernels (values are transformed before, see
 # similarities.py: adjusted cosine = cosine on centred values, spearman = pearson on ranks,
@@ -330,4 +333,233 @@ def topk_weighted_mean_serial(block, ratings, k):
     ok = np.zeros(n_rows, np.bool_)
     for r in range(n_rows):
         est[r], ok[r] = _topk_weighted_mean_row(block[r], ratings, k)
+    return est, ok
+
+
+# ------------------------------------------------------------------ content-based k-NN
+# The content similarity of ContentKNN (recforge.models.content) is computed pair by pair from
+# per-item feature arrays, never as an item x item matrix. A fitted model hands the kernels one
+# tuple ``feats`` (built by ContentSimilarity.kernel_arrays):
+#
+#   comp_kind (int64, n_comp)     CONTENT_YEAR, CONTENT_DENSE or CONTENT_SPARSE, in order
+#   comp_slot (int64, n_comp)     row of ``years``, dense component or sparse component index
+#   comp_weight (float64, n_comp)
+#   combine (int64)               CONTENT_PRODUCT or CONTENT_SUM
+#   weight_norm (float64)         divisor of the weighted sum (sum of weights, or 1)
+#   years (float64, n_year x n_items; NaN = missing)
+#   year_table (float64, n_year x T), year_table_len (int64, n_year)
+#                                 exp(-d / scale) for integral distances d < len (0: no table)
+#   year_scale (float64)
+#   dense (float64, n_items x D), dense_off (int64, n_dense + 1)
+#                                 L2-normalised dense components side by side; dot products are
+#                                 fused multiply-adds in column order, as BLAS computes them
+#   sp_indptr, sp_indices, sp_data  item CSR over the sparse components' concatenated columns
+#   sp_comp (int64, n_sp_cols)    sparse component of each column
+#   n_sparse (int64)              dot products are separate products and sums in column order,
+#                                 as a sparse matrix product computes them
+CONTENT_YEAR = 0
+CONTENT_DENSE = 1
+CONTENT_SPARSE = 2
+CONTENT_PRODUCT = 0
+CONTENT_SUM = 1
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """``a * b + c`` rounded once (LLVM ``llvm.fma.f64``)."""
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        d = llvm_ir.DoubleType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [d], llvm_ir.FunctionType(d, [d, d, d]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def _kth_largest(values, n, k, heap):
+    """The ``k``-th largest of ``values[:n]`` (k < n), with a min-heap of size ``k``. The values
+    are visited in a scrambled order: similarities in item order are often sorted in runs
+    (items numbered by release), which would make nearly every value replace the root."""
+    step = 1
+    if n > 2:
+        step = 7919 % n
+        while _gcd(step, n) != 1:
+            step += 1
+    t = 0
+    for m in range(n):
+        v = values[t]
+        t += step
+        if t >= n:
+            t -= n
+        if m < k:
+            x = m
+            heap[x] = v
+            while x > 0:
+                parent = (x - 1) // 2
+                if heap[parent] <= heap[x]:
+                    break
+                heap[parent], heap[x] = heap[x], heap[parent]
+                x = parent
+        elif v > heap[0]:
+            heap[0] = v
+            x = 0
+            while True:
+                child = 2 * x + 1
+                if child >= k:
+                    break
+                if child + 1 < k and heap[child + 1] < heap[child]:
+                    child += 1
+                if heap[x] <= heap[child]:
+                    break
+                heap[x], heap[child] = heap[child], heap[x]
+                x = child
+    return heap[0]
+
+
+@njit(cache=True)
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+
+@njit(cache=True)
+def _content_pair(i, r_start, r_end, h_indices, h_data, k, feats, buf, sims, pos, heap):
+    """Content k-NN estimate of item ``i`` from one row's rated items ``h_indices[r_start:r_end]``
+    (ratings ``h_data``): the similarity-weighted mean rating of the ``k`` rated items most similar
+    to ``i`` (ties to the lower column, as :func:`_topk_weighted_mean_row`), positive
+    similarities only. Returns (estimate, has_neighbour).
+
+    ``buf`` is :func:`_content_buffers`' scratch (its scatter part zero on entry and on
+    return); ``sims`` and ``pos`` hold at least ``r_end - r_start``, ``heap`` at least
+    ``min(k, r_end - r_start)``.
+    """
+    (comp_kind, comp_slot, comp_weight, combine, weight_norm, years, year_table, year_table_len,
+     year_scale, dense, dense_off, sp_indptr, sp_indices, sp_data, sp_comp, n_sparse) = feats
+    scatter, acc, nz_cols, nz_vals, nz_off = buf
+    n_comp = comp_kind.shape[0]
+    n_dense = dense_off.shape[0] - 1
+    # the candidate's non-zero dense entries per component, and its sparse vector scattered
+    t = 0
+    for d in range(n_dense):
+        nz_off[d] = t
+        for col in range(dense_off[d], dense_off[d + 1]):
+            x = dense[i, col]
+            if x != 0.0:
+                nz_cols[t] = col
+                nz_vals[t] = x
+                t += 1
+    nz_off[n_dense] = t
+    for p in range(sp_indptr[i], sp_indptr[i + 1]):
+        scatter[sp_indices[p]] = sp_data[p]
+    n_pos = 0
+    for q in range(r_start, r_end):
+        j = h_indices[q]
+        if n_sparse > 0:
+            for v in range(n_sparse):
+                acc[v] = 0.0
+            for p in range(sp_indptr[j], sp_indptr[j + 1]):
+                col = sp_indices[p]
+                x = scatter[col]
+                if x != 0.0:
+                    acc[sp_comp[col]] += x * sp_data[p]
+        total = 0.0
+        for c in range(n_comp):
+            slot = comp_slot[c]
+            kind = comp_kind[c]
+            if kind == CONTENT_YEAR:
+                yi = years[slot, i]
+                yj = years[slot, j]
+                if np.isnan(yi) or np.isnan(yj):
+                    s = 0.0
+                else:
+                    d = abs(yi - yj)
+                    if d < year_table_len[slot]:
+                        s = year_table[slot, int(d)]
+                    else:
+                        s = np.exp(-d / year_scale)
+            elif kind == CONTENT_DENSE:
+                # columns where the candidate is 0 add nothing to the chain
+                s = 0.0
+                for u in range(nz_off[slot], nz_off[slot + 1]):
+                    s = _fma(nz_vals[u], dense[j, nz_cols[u]], s)
+            else:
+                s = acc[slot]
+            w = comp_weight[c]
+            if combine == CONTENT_SUM:
+                total += w * s
+            else:
+                f = s if s > 0.0 else 0.0
+                if w != 1.0 and f > 0.0:
+                    f = f ** w
+                total = f if c == 0 else total * f
+        if combine == CONTENT_SUM:
+            total = total / weight_norm
+        if total > 0.0:
+            sims[n_pos] = total
+            pos[n_pos] = q
+            n_pos += 1
+    for p in range(sp_indptr[i], sp_indptr[i + 1]):
+        scatter[sp_indices[p]] = 0.0
+    if n_pos == 0:
+        return 0.0, False
+    # more positive candidates than k: keep those above the k-th largest, and of the ones equal
+    # to it the first (lowest columns) up to k in all
+    kth = -np.inf
+    room = n_pos
+    if n_pos > k:
+        kth = _kth_largest(sims, n_pos, k, heap)
+        n_above = 0
+        for t in range(n_pos):
+            if sims[t] > kth:
+                n_above += 1
+        room = k - n_above
+    num = 0.0
+    den = 0.0
+    for t in range(n_pos):
+        w = sims[t]
+        if w < kth:
+            continue
+        if w == kth:
+            if room <= 0:
+                continue
+            room -= 1
+        num += w * h_data[pos[t]]
+        den += w
+    return num / den, True
+
+
+@njit(cache=True)
+def _content_buffers(feats):
+    """Per-thread scratch of :func:`_content_pair`: (scatter, acc, nz_cols, nz_vals, nz_off)."""
+    dense_off = feats[10]
+    n_dense_cols = dense_off[dense_off.shape[0] - 1]
+    return (np.zeros(feats[14].shape[0]), np.zeros(max(feats[15], 1)),
+            np.empty(n_dense_cols, np.int64), np.empty(n_dense_cols), np.empty(dense_off.shape[0], np.int64))
+
+
+@njit(parallel=True, cache=True)
+def content_knn_pairs(rows, items, indptr, indices, data, k, feats):
+    """Content k-NN estimates for pairs (row of the CSR ``indptr/indices/data``, item):
+    :func:`_content_pair` for each, in parallel over chunks of pairs (consecutive pairs of one
+    row reuse its rated items from cache). Returns (estimate, has_neighbour) arrays."""
+    n = rows.shape[0]
+    est = np.zeros(n)
+    ok = np.zeros(n, np.bool_)
+    longest = 0
+    for r in range(indptr.shape[0] - 1):
+        longest = max(longest, indptr[r + 1] - indptr[r])
+    chunk = 512
+    n_chunks = (n + chunk - 1) // chunk
+    for c in prange(n_chunks):
+        buf = _content_buffers(feats)
+        sims = np.empty(longest)
+        pos = np.empty(longest, np.int64)
+        heap = np.empty(max(1, min(k, longest)))
+        for p in range(c * chunk, min(n, (c + 1) * chunk)):
+            r = rows[p]
+            est[p], ok[p] = _content_pair(items[p], indptr[r], indptr[r + 1], indices, data, k,
+                                          feats, buf, sims, pos, heap)
     return est, ok
