@@ -163,67 +163,84 @@ def knn_predict(xs, ys, y_indptr, y_indices, y_data, sim_dense, sim_indptr, sim_
     n = xs.shape[0]
     est = np.empty(n)
     actual = np.zeros(n, np.int64)
-    for p in prange(n):
-        x = xs[p]
-        y = ys[p]
-        s = y_indptr[y]
-        e = y_indptr[y + 1]
-        m = e - s
-        cand_sim = np.empty(m)
-        for q in range(m):
-            x2 = y_indices[s + q]
-            if use_dense:
-                cand_sim[q] = sim_dense[x, x2]
-            else:
-                cand_sim[q] = _lookup(sim_indptr, sim_indices, sim_data, x, x2)
-        # the k largest similarities, ties to the lower x2 (column order); only the positive
-        # ones are aggregated, so a non-positive k-th value means "all positive candidates"
-        kth = -np.inf
-        n_tied_allowed = m
-        if m > k:
-            kth = np.partition(cand_sim, m - k)[m - k]
-            n_above = 0
-            for q in range(m):
-                if cand_sim[q] > kth:
-                    n_above += 1
-            n_tied_allowed = k - n_above
-        sum_sim = 0.0
-        sum_num = 0.0
-        count = 0
-        for q in range(m):
-            w = cand_sim[q]
-            if w <= 0.0:
-                continue
-            if w < kth:
-                continue
-            if w == kth:
-                if n_tied_allowed <= 0:
-                    continue
-                n_tied_allowed -= 1
-            x2 = y_indices[s + q]
-            r = y_data[s + q]
-            sum_sim += w
-            if mode == BASIC:
-                sum_num += w * r
-            elif mode == WITH_MEANS:
-                sum_num += w * (r - means[x2])
-            elif mode == WITH_ZSCORE:
-                sum_num += w * (r - means[x2]) / sigmas[x2]
-            else:
-                sum_num += w * (r - (global_mean + bx[x2] + by[y]))
-            count += 1
-        actual[p] = count
-        if mode == BASIC:
-            est[p] = sum_num / sum_sim if (count >= min_k and sum_sim > 0) else np.nan
-            continue
-        offset = sum_num / sum_sim if (count >= min_k and sum_sim > 0) else 0.0
-        if mode == WITH_MEANS:
-            est[p] = q_means[x] + offset
-        elif mode == WITH_ZSCORE:
-            est[p] = q_means[x] + offset * q_sigmas[x]
-        else:
-            est[p] = global_mean + q_bias[x] + by[y] + offset
+    max_m = 1
+    for y in range(y_indptr.shape[0] - 1):
+        max_m = max(max_m, y_indptr[y + 1] - y_indptr[y])
+    # chunks of pairs share one candidate buffer and one heap: no allocation per pair
+    n_chunks = min(n, 4096)
+    for c in prange(n_chunks):
+        cand_sim = np.empty(max_m)
+        heap = np.empty(max(k, 1))
+        for p in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            _knn_pair(p, xs, ys, y_indptr, y_indices, y_data, sim_dense, sim_indptr, sim_indices,
+                      sim_data, use_dense, k, min_k, mode, means, sigmas, bx, by, global_mean,
+                      q_means, q_sigmas, q_bias, cand_sim, heap, est, actual)
     return est, actual
+
+
+@njit(cache=True)
+def _knn_pair(p, xs, ys, y_indptr, y_indices, y_data, sim_dense, sim_indptr, sim_indices,
+              sim_data, use_dense, k, min_k, mode, means, sigmas, bx, by, global_mean,
+              q_means, q_sigmas, q_bias, cand_sim, heap, est, actual):
+    """One pair of :func:`knn_predict`, writing ``est[p]`` and ``actual[p]``."""
+    x = xs[p]
+    y = ys[p]
+    s = y_indptr[y]
+    e = y_indptr[y + 1]
+    m = e - s
+    for q in range(m):
+        x2 = y_indices[s + q]
+        if use_dense:
+            cand_sim[q] = sim_dense[x, x2]
+        else:
+            cand_sim[q] = _lookup(sim_indptr, sim_indices, sim_data, x, x2)
+    # the k largest similarities, ties to the lower x2 (column order); only the positive
+    # ones are aggregated, so a non-positive k-th value means "all positive candidates"
+    kth = -np.inf
+    n_tied_allowed = m
+    if m > k:
+        kth = _kth_largest(cand_sim, m, k, heap)
+        n_above = 0
+        for q in range(m):
+            if cand_sim[q] > kth:
+                n_above += 1
+        n_tied_allowed = k - n_above
+    sum_sim = 0.0
+    sum_num = 0.0
+    count = 0
+    for q in range(m):
+        w = cand_sim[q]
+        if w <= 0.0:
+            continue
+        if w < kth:
+            continue
+        if w == kth:
+            if n_tied_allowed <= 0:
+                continue
+            n_tied_allowed -= 1
+        x2 = y_indices[s + q]
+        r = y_data[s + q]
+        sum_sim += w
+        if mode == BASIC:
+            sum_num += w * r
+        elif mode == WITH_MEANS:
+            sum_num += w * (r - means[x2])
+        elif mode == WITH_ZSCORE:
+            sum_num += w * (r - means[x2]) / sigmas[x2]
+        else:
+            sum_num += w * (r - (global_mean + bx[x2] + by[y]))
+        count += 1
+    actual[p] = count
+    if mode == BASIC:
+        est[p] = sum_num / sum_sim if (count >= min_k and sum_sim > 0) else np.nan
+        return
+    offset = sum_num / sum_sim if (count >= min_k and sum_sim > 0) else 0.0
+    if mode == WITH_MEANS:
+        est[p] = q_means[x] + offset
+    elif mode == WITH_ZSCORE:
+        est[p] = q_means[x] + offset * q_sigmas[x]
+    else:
+        est[p] = global_mean + q_bias[x] + by[y] + offset
 
 
 @njit(parallel=True, cache=True)
