@@ -146,3 +146,38 @@ def test_bad_saved_models_get_clear_errors(tmp_path):
     (path / "arrays.npz").unlink()
     with pytest.raises(ModelFileError, match=r"arrays\.npz: missing"):
         load_model(path)
+
+
+def _ml100k():
+    from pathlib import Path
+
+    from recforge.data import load
+
+    folder = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ml-100k"
+    if not folder.is_dir():
+        pytest.skip("ML-100K not available in ../shared/data")
+    return load(str(folder)).interactions
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name, params", [
+    ("KNNBasic", {"k": 40, "sim": "cosine", "user_based": False}),
+    ("KNNWithMeans", {"k": 40, "sim": "pearson", "user_based": False}),
+    ("ItemKNNTopN", {"k": 10}),
+    ("UserKNNTopN", {"k": 10}),
+])
+def test_anonymous_history_equals_query_by_id_on_ml100k(name, params):
+    """The done-when case on real data: 40 users' own ratings, queried anonymously, give exactly
+    the top-10 they get by id."""
+    from recforge.models import get_model_class
+
+    data = _ml100k()
+    model = get_model_class(name)(**params).fit(data)
+    users = np.random.default_rng(0).choice(data.n_users, 40, replace=False)
+    csr = data.csr
+    hist = [dict(zip(data.item_map.raw[csr.indices[csr.indptr[u]:csr.indptr[u + 1]]].tolist(),
+                     csr.data[csr.indptr[u]:csr.indptr[u + 1]].tolist(), strict=True)) for u in users]
+    anon = model.recommend(history=hist, k=10)
+    by_id = model.recommend(data.user_map.raw[users], k=10)
+    np.testing.assert_array_equal(anon.items, by_id.items)
+    assert all(f is None for f in anon.fallback)
