@@ -19,8 +19,34 @@ from recforge.models.content import (
     standardise,
     tfidf_matrix,
 )
-from recforge.models.neighborhood._kernels import topk_weighted_mean_serial
 from recforge.models.query import FallbackLog, History
+
+
+def topk_weighted_mean_serial(block: np.ndarray, ratings: np.ndarray, k: int):
+    """Slow reference, one row at a time: the similarity-weighted mean of ``ratings`` over each
+    row's ``k`` largest entries (by ``np.partition``, ties to the lower column), positive
+    similarities only. Returns (estimate, has_neighbour) arrays."""
+    est = np.zeros(block.shape[0])
+    ok = np.zeros(block.shape[0], bool)
+    for r, row in enumerate(np.asarray(block, dtype=np.float64)):
+        n = row.size
+        kth, room = -np.inf, n
+        if n > k:
+            kth = np.partition(row, n - k)[n - k]
+            room = k - int((row > kth).sum())
+        num = den = 0.0
+        for c in range(n):
+            w = row[c]
+            if w < kth or (w == kth and room <= 0):
+                continue
+            if w == kth:
+                room -= 1
+            if w > 0.0:
+                num += w * ratings[c]
+                den += w
+        if den > 0.0:
+            est[r], ok[r] = num / den, True
+    return est, ok
 
 
 def _features() -> ItemFeatures:

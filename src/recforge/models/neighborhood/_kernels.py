@@ -196,15 +196,7 @@ def _knn_pair(p, xs, ys, y_indptr, y_indices, y_data, sim_dense, sim_indptr, sim
             cand_sim[q] = _lookup(sim_indptr, sim_indices, sim_data, x, x2)
     # the k largest similarities, ties to the lower x2 (column order); only the positive
     # ones are aggregated, so a non-positive k-th value means "all positive candidates"
-    kth = -np.inf
-    n_tied_allowed = m
-    if m > k:
-        kth = _kth_largest(cand_sim, m, k, heap)
-        n_above = 0
-        for q in range(m):
-            if cand_sim[q] > kth:
-                n_above += 1
-        n_tied_allowed = k - n_above
+    kth, n_tied_allowed = _selection_bound(cand_sim, m, k, heap)
     sum_sim = 0.0
     sum_num = 0.0
     count = 0
@@ -298,61 +290,6 @@ def slope_one_deviations(i_indptr, i_indices, i_data, u_indptr, u_indices, u_dat
     return dev, freq
 
 
-@njit(cache=True)
-def _topk_weighted_mean_row(row, ratings, k):
-    """Similarity-weighted mean of ``ratings`` over the ``k`` largest entries of ``row`` (ties to
-    the lower column), positive similarities only; returns (estimate, has_neighbour)."""
-    n_cols = row.shape[0]
-    kth = -np.inf
-    room = n_cols
-    if n_cols > k:
-        kth = np.partition(row, n_cols - k)[n_cols - k]
-        n_above = 0
-        for c in range(n_cols):
-            if row[c] > kth:
-                n_above += 1
-        room = k - n_above
-    num = 0.0
-    den = 0.0
-    for c in range(n_cols):
-        w = row[c]
-        if w < kth:
-            continue
-        if w == kth:
-            if room <= 0:
-                continue
-            room -= 1
-        if w > 0.0:
-            num += w * ratings[c]
-            den += w
-    if den > 0.0:
-        return num / den, True
-    return 0.0, False
-
-
-@njit(parallel=True, cache=True)
-def topk_weighted_mean(block, ratings, k):
-    """Per row of ``block`` (similarities of a target item to the user's rated items, in item
-    order): :func:`_topk_weighted_mean_row`. Returns (estimate, has_neighbour) arrays."""
-    n_rows = block.shape[0]
-    est = np.zeros(n_rows)
-    ok = np.zeros(n_rows, np.bool_)
-    for r in prange(n_rows):
-        est[r], ok[r] = _topk_weighted_mean_row(block[r], ratings, k)
-    return est, ok
-
-
-@njit(cache=True)
-def topk_weighted_mean_serial(block, ratings, k):
-    """Single-threaded twin of :func:`topk_weighted_mean` for small blocks (no thread start-up)."""
-    n_rows = block.shape[0]
-    est = np.zeros(n_rows)
-    ok = np.zeros(n_rows, np.bool_)
-    for r in range(n_rows):
-        est[r], ok[r] = _topk_weighted_mean_row(block[r], ratings, k)
-    return est, ok
-
-
 # ------------------------------------------------------------------ content-based k-NN
 # The content similarity of ContentKNN (recforge.models.content) is computed pair by pair from
 # per-item feature arrays, never as an item x item matrix. A fitted model hands the kernels one
@@ -436,6 +373,21 @@ def _kth_largest(values, n, k, heap):
 
 
 @njit(cache=True)
+def _selection_bound(values, n, k, heap):
+    """How the ``k`` largest of ``values[:n]`` are kept with ties to the lower column: the
+    ``k``-th largest value, and how many entries equal to it (the first ones) are kept so that
+    ``k`` are kept in all; ``(-inf, n)`` when ``n <= k`` (everything is kept)."""
+    if n <= k:
+        return -np.inf, n
+    kth = _kth_largest(values, n, k, heap)
+    n_above = 0
+    for t in range(n):
+        if values[t] > kth:
+            n_above += 1
+    return kth, k - n_above
+
+
+@njit(cache=True)
 def _gcd(a, b):
     while b:
         a, b = b, a % b
@@ -446,7 +398,7 @@ def _gcd(a, b):
 def _content_pair(i, r_start, r_end, h_indices, h_data, k, feats, buf, sims, pos, heap):
     """Content k-NN estimate of item ``i`` from one row's rated items ``h_indices[r_start:r_end]``
     (ratings ``h_data``): the similarity-weighted mean rating of the ``k`` rated items most similar
-    to ``i`` (ties to the lower column, as :func:`_topk_weighted_mean_row`), positive
+    to ``i`` (ties to the lower column, :func:`_selection_bound`), positive
     similarities only. Returns (estimate, has_neighbour).
 
     ``buf`` is :func:`_content_buffers`' scratch (its scatter part zero on entry and on
@@ -524,15 +476,7 @@ def _content_pair(i, r_start, r_end, h_indices, h_data, k, feats, buf, sims, pos
         return 0.0, False
     # more positive candidates than k: keep those above the k-th largest, and of the ones equal
     # to it the first (lowest columns) up to k in all
-    kth = -np.inf
-    room = n_pos
-    if n_pos > k:
-        kth = _kth_largest(sims, n_pos, k, heap)
-        n_above = 0
-        for t in range(n_pos):
-            if sims[t] > kth:
-                n_above += 1
-        room = k - n_above
+    kth, room = _selection_bound(sims, n_pos, k, heap)
     num = 0.0
     den = 0.0
     for t in range(n_pos):
