@@ -112,16 +112,3 @@ def mrr_at_k(ranks: np.ndarray, k: int) -> float:
 def _check_k(k: int) -> None:
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
-
-
-def evaluate_next_item(model, test_sessions, ks=(1, 5, 10, 20), ties: str = "pessimistic",
-                       batch_size: int = 512) -> dict:
-    """Deprecated alias of :func:`recforge.evaluation.session_replay.evaluate_next_item`.
-
-    Kept only because the session models' validation during training calls it by this path;
-    new code should use :mod:`recforge.evaluation.session_replay`. Imported on call, so this
-    module itself depends on nothing but numpy.
-    """
-    from ..evaluation.session_replay import evaluate_next_item as replay
-
-    return replay(model, test_sessions, ks=ks, ties=ties, batch_size=batch_size)

@@ -405,14 +405,16 @@ class NeuralModel:
 
     def _validator(self, validation, ks: tuple[int, ...]) -> Callable[[int], dict]:
         def validate(epoch: int) -> dict:
-            from ..metrics.session import evaluate_next_item
+            from ..metrics.session import mrr_at_k, recall_at_k
+            from .session.replay import next_item_ranks
 
             self._eval_mode()
             try:
-                res = evaluate_next_item(self, validation, ks=ks)
+                ranks = next_item_ranks(self, validation)
             finally:
                 self._train_mode()
-            return {k: v for k, v in res.items() if k.startswith(("recall@", "mrr@"))}
+            return {**{f"recall@{k}": recall_at_k(ranks, k) for k in ks},
+                    **{f"mrr@{k}": mrr_at_k(ranks, k) for k in ks}}
 
         return validate
 

@@ -576,7 +576,7 @@ def test_early_stopping_restores_best_epoch():
     train = _cyclic_sessions(seed=8)
     kw = dict(layers=8, batch_size=4, n_sample=3, learning_rate=0.05, sample_cache_size=300,
               random_state=3)
-    from recforge.metrics.session import evaluate_next_item
+    from recforge.evaluation.session_replay import evaluate_next_item
 
     model = GRU4Rec(n_epochs=6, patience=1, **kw).fit(train, validation=_cyclic_sessions(seed=9))
     h = model.history_
