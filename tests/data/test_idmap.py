@@ -13,7 +13,8 @@ from recforge.data.idmap import normalize_raw_ids
 
 @settings(max_examples=50, deadline=None)
 @given(st.one_of(st.lists(st.integers(-10**12, 10**12), min_size=1, max_size=30),
-                 st.lists(st.text(min_size=1, max_size=5), min_size=1, max_size=30)))
+                 st.lists(st.text(min_size=1, max_size=5).filter(lambda t: not t.endswith("\x00")),
+                          min_size=1, max_size=30)))
 def test_from_values_round_trips(values):
     id_map, codes = IdMap.from_values(values)
     assert codes.dtype == np.int32
@@ -79,3 +80,8 @@ def test_duplicates_rejected_and_equality_by_content():
 def test_single_id_is_a_batch_of_one():
     m = IdMap(["a", "b"])
     assert m.to_inner("b").tolist() == [1]
+
+
+def test_ids_ending_in_nul_are_refused_not_merged():
+    with pytest.raises(ValueError, match="ends with a NUL character"):
+        IdMap.from_values(["a", "a\x00"])

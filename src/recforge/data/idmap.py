@@ -10,8 +10,12 @@ def normalize_raw_ids(values) -> np.ndarray:
     """Return raw ids as an ``int64`` array when they are all integral, else as a unicode array.
 
     Both dtypes round-trip through ``.npz`` without pickle, which is why object arrays are
-    never kept.
+    never kept. A unicode array cannot hold a trailing NUL character (``"a\x00"`` would become
+    ``"a"`` and merge with it), so such ids are refused with a ``ValueError`` naming one.
     """
+    if isinstance(values, (list, tuple)):
+        values = np.array(values, dtype=object) if any(isinstance(v, str) for v in values) \
+            else values
     arr = np.asarray(values)
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64, copy=False)
@@ -26,7 +30,19 @@ def normalize_raw_ids(values) -> np.ndarray:
     # object: integral python ints stay ints, anything else becomes str
     if arr.size and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr.ravel()):
         return arr.astype(np.int64)
+    _refuse_trailing_nul(arr)
     return arr.astype(str)
+
+
+def _refuse_trailing_nul(arr: np.ndarray) -> None:
+    try:
+        ends = pd.Series(arr.ravel()).str.endswith("\x00").to_numpy(dtype=object) == True  # noqa: E712
+    except AttributeError:  # no string at all
+        return
+    if ends.any():
+        bad = arr.ravel()[int(np.flatnonzero(ends)[0])]
+        raise ValueError(f"raw id {bad!r} ends with a NUL character, which a string id "
+                         "array cannot store; clean the ids first")
 
 
 class IdMap:
