@@ -32,6 +32,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -59,6 +60,8 @@ INCREMENTAL = "incremental"  # absorbs new interactions with partial_fit (id map
 EMBEDDINGS = "embeddings"  # item_vectors() / query_vectors(): scores = similarity of the two
 CAPABILITIES = (RATING, RANKING, SESSION, ITEM_FEATURES, SIMILAR_ITEMS, FOLD_IN, INCREMENTAL,
                 EMBEDDINGS)
+
+logger = logging.getLogger(__name__)
 
 #: Version of the saved-model layout written by :meth:`Recommender.save`.
 FORMAT_VERSION = 2
@@ -317,6 +320,10 @@ class Recommender:
         else:
             users_raw = None
         if history is None:
+            if getattr(self, "_train_history", None) is None and self.scores_from_history:
+                logger.warning("%s scores from histories but none was given and it keeps none "
+                               "(a loaded model): pass history=... (e.g. the training "
+                               "Interactions); rows fall back to popularity", type(self).__name__)
             hist = self._default_history(users_raw, len(users_raw))
         else:
             n = None if users_raw is None else len(users_raw)
