@@ -23,6 +23,8 @@ MODEL_MODULES: dict[str, str] = {
     "CoClustering": "recforge.models.neighborhood.co_clustering",
     "UserKNNTopN": "recforge.models.neighborhood.topn",
     "ItemKNNTopN": "recforge.models.neighborhood.topn",
+    # factorization
+    "PureSVD": "recforge.models.factorization.puresvd",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions
