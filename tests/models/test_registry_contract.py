@@ -52,6 +52,7 @@ def _factories():
         "UserKNNTopN": lambda: g("UserKNNTopN")(k=3),
         "ItemKNNTopN": lambda: g("ItemKNNTopN")(k=4),
         "PureSVD": lambda: g("PureSVD")(n_factors=3, random_state=0),
+        "timeSVDpp": lambda: g("timeSVDpp")(n_factors=3, n_epochs=3, n_bins=4, random_state=0),
         "SurpriseAlgorithm": lambda: g("SurpriseAlgorithm")("BaselineOnly"),
         "SPop": lambda: g("SPop")(),
         "MarkovChain": lambda: g("MarkovChain")(),

@@ -25,6 +25,7 @@ MODEL_MODULES: dict[str, str] = {
     "ItemKNNTopN": "recforge.models.neighborhood.topn",
     # factorization
     "PureSVD": "recforge.models.factorization.puresvd",
+    "timeSVDpp": "recforge.models.factorization.time_svdpp",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions

@@ -2,5 +2,6 @@
 
 from .base import FactorModel, fold_in_least_squares
 from .puresvd import PureSVD
+from .time_svdpp import TimeSVDpp
 
-__all__ = ["FactorModel", "PureSVD", "fold_in_least_squares"]
+__all__ = ["FactorModel", "PureSVD", "TimeSVDpp", "fold_in_least_squares"]
