@@ -197,3 +197,18 @@ def test_needs_timestamps():
                         item_map=data.item_map, rating_scale=(1.0, 5.0), name="bare")
     with pytest.raises(ValueError, match="TimeSVDpp needs timestamps.*bare"):
         TimeSVDpp(n_epochs=1).fit(bare)
+
+
+def test_a_user_without_training_ratings_is_placed_on_the_last_training_day():
+    from ..contract import contract_data
+
+    data = contract_data()  # user "u8" has no interaction
+    model = TimeSVDpp(n_factors=3, n_epochs=3, n_bins=4, random_state=0, **FAST_TIME).fit(data)
+    u8 = int(model.user_map_.to_inner(np.array(["u8"]))[0])
+    assert not model.user_factors_[u8].any()
+    got = model.predict(np.array(["u8"] * data.n_items), data.item_map.raw, clip=False)
+    last_day = int(np.floor(data.timestamps.max() / DAY))
+    assert model.user_last_day_[u8] == last_day
+    b = model._bins(np.array([last_day]))[0]
+    np.testing.assert_allclose(got, model.mu_ + model.item_bias_ + model.item_bin_bias_[:, b],
+                               rtol=1e-12)

@@ -250,7 +250,9 @@ class TimeSVDpp(FactorModel):
         self.user_mean_day_ = np.divide(day_sum, counts, out=np.zeros(n_users), where=counts > 0)
         last = np.full(n_users, np.iinfo(np.int64).min)
         np.maximum.at(last, users, days)
-        self.user_last_day_ = np.where(counts > 0, last, 0).astype(np.int64)
+        # a user without training ratings is placed on the last day of the training period
+        self.user_last_day_ = np.where(counts > 0, last, days.max() if days.size else 0)\
+            .astype(np.int64)
         devs = deviation(days, self.user_mean_day_[users], float(self.beta))
         # one day-specific bias per (user, day) with a rating, ordered by user then day
         keys = np.unique(np.stack([users, days], axis=1), axis=0)
@@ -273,6 +275,7 @@ class TimeSVDpp(FactorModel):
         lr, reg = self._rates()
         _sgd(orders.astype(np.int64), indptr, items, ratings, bins, devs, user_day, self.mu_,
              bu, bi, bit, alpha, but, p, q, y, lr, reg, bool(self.time_terms))
+        p[counts == 0] = 0.0  # never updated: such users get mu + item biases
         self.user_bias_, self.item_bias_ = bu, bi
         self.user_factors_, self.item_factors_, self.implicit_factors_ = p, q, y
         self.item_bin_bias_, self.user_alpha_, self.user_day_bias_ = bit, alpha, but
