@@ -6,8 +6,8 @@ at its own timestamp (``predict_at``); ``rmse_latest_day`` is the same model thr
 ``predict`` (every test rating placed on the user's latest training day). ``svdpp_rmse`` comes
 from the registered ``SVDpp`` model when there is one (``svdpp_from: "SVDpp"``), else from
 timeSVD++ with ``time_terms=False`` (``svdpp_from: "timeSVDpp(time_terms=False)"``). Test
-ratings of users or items absent from training get the training mean on every side and are
-counted in ``cold_test``; ``rmse_warm`` / ``svdpp_rmse_warm`` leave them out.
+ratings of users or items without a training rating cannot be personalised; they are counted
+in ``cold_test``, and ``rmse_warm`` / ``svdpp_rmse_warm`` leave them out.
 """
 
 from __future__ import annotations
