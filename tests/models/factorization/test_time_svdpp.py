@@ -212,3 +212,12 @@ def test_a_user_without_training_ratings_is_placed_on_the_last_training_day():
     b = model._bins(np.array([last_day]))[0]
     np.testing.assert_allclose(got, model.mu_ + model.item_bias_ + model.item_bin_bias_[:, b],
                                rtol=1e-12)
+
+
+def test_an_item_without_training_ratings_has_zero_factors():
+    from ..contract import contract_data
+
+    data = contract_data()  # item 113 has no interaction
+    model = TimeSVDpp(n_factors=3, n_epochs=3, n_bins=4, random_state=0, **FAST_TIME).fit(data)
+    i = int(model.item_map_.to_inner(np.array([113]))[0])
+    assert not model.item_factors_[i].any() and model.item_factors_.any()

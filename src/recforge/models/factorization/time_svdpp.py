@@ -276,6 +276,7 @@ class TimeSVDpp(FactorModel):
         _sgd(orders.astype(np.int64), indptr, items, ratings, bins, devs, user_day, self.mu_,
              bu, bi, bit, alpha, but, p, q, y, lr, reg, bool(self.time_terms))
         p[counts == 0] = 0.0  # never updated: such users get mu + item biases
+        q[np.bincount(items, minlength=n_items) == 0] = 0.0  # likewise for unrated items
         self.user_bias_, self.item_bias_ = bu, bi
         self.user_factors_, self.item_factors_, self.implicit_factors_ = p, q, y
         self.item_bin_bias_, self.user_alpha_, self.user_day_bias_ = bit, alpha, but
