@@ -51,6 +51,7 @@ def _factories():
         "CoClustering": lambda: g("CoClustering")(n_cltr_u=2, n_cltr_i=2, random_state=4),
         "UserKNNTopN": lambda: g("UserKNNTopN")(k=3),
         "ItemKNNTopN": lambda: g("ItemKNNTopN")(k=4),
+        "SVDpp": lambda: g("SVDpp")(n_factors=3, n_epochs=3, random_state=0),
         "SurpriseAlgorithm": lambda: g("SurpriseAlgorithm")("BaselineOnly"),
         "SPop": lambda: g("SPop")(),
         "MarkovChain": lambda: g("MarkovChain")(),

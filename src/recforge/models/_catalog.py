@@ -23,6 +23,8 @@ MODEL_MODULES: dict[str, str] = {
     "CoClustering": "recforge.models.neighborhood.co_clustering",
     "UserKNNTopN": "recforge.models.neighborhood.topn",
     "ItemKNNTopN": "recforge.models.neighborhood.topn",
+    # factorization
+    "SVDpp": "recforge.models.factorization.svdpp",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions
