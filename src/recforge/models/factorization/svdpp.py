@@ -35,16 +35,16 @@ follows as :math:`z_u \leftarrow c\,z_u + \gamma_{yj} e_t q_{i_t}`. The :math:`y
 written once per block. The result equals the per-rating schedule up to floating-point
 rounding (a test checks one epoch against a literal transcription to 1e-10).
 
-Fold-in of an unknown or anonymous row with ratings :math:`H`: :math:`N(u) = H`, the implicit
-term :math:`z = |H|^{-1/2} \sum_{j \in H} y_j` is a fixed offset, and :math:`(p, b)` solve the
-user block of the paper's objective (whose regularisation is summed over the ratings, as the
-SGD applies it) exactly, item side fixed:
-
-.. math:: \min_{p, b} \sum_{i \in H} \big[(r_i - \mu - b_i - b - q_i^\top (p + z))^2
-          + \lambda_{pu} \lVert p \rVert^2 + \lambda_{bu} b^2\big]
-
-i.e. ridge regression with penalty :math:`|H| \lambda` (:func:`fold_in_svdpp`). The row's
-query vector is then :math:`p + z`.
+Fold-in of an unknown or anonymous row with ratings :math:`H` (the issue's "same SGD on the
+user block"): :math:`N(u) = H`, the implicit term :math:`z = |H|^{-1/2} \sum_{j \in H} y_j`
+and the whole item side are fixed, and :math:`(b, p)` start from :math:`(0,
+\text{init\_mean})` and take ``n_epochs`` passes of the :math:`b_u, p_u` updates above over
+the row's ratings in item order (:func:`fold_in_svdpp`). The row's query vector is
+:math:`p + z`. The exact minimiser of the user block's regularised objective is not used: on
+ML-100K it fits the few ratings of a short history too closely (fold-in RMSE 0.930-0.949
+against 0.910-0.915 for the SGD, 0.912-0.918 for the same users trained with), because the
+trained users' factors are themselves regularised by the SGD's few small steps from a small
+start, not by the penalty alone.
 """
 
 from __future__ import annotations
@@ -123,34 +123,46 @@ def implicit_sums(n_matrix: sp.csr_matrix, implicit_factors: np.ndarray) -> np.n
     return np.asarray(pattern @ implicit_factors)
 
 
+@njit(cache=True)
+def _fold_in_sgd(indptr, items, ratings, z, q, item_bias, mu, lr_bu, lr_pu, reg_bu, reg_pu,
+                 n_epochs, init):  # pragma: no cover - compiled
+    """(p, b) of each history row by the user-block SGD (module docstring)."""
+    n_rows, k = indptr.size - 1, q.shape[1]
+    p = np.full((n_rows, k), init)
+    b = np.zeros(n_rows)
+    for r in range(n_rows):
+        for _ in range(n_epochs):
+            for t in range(indptr[r], indptr[r + 1]):
+                i = items[t]
+                dot = 0.0
+                for f in range(k):
+                    dot += q[i, f] * (p[r, f] + z[r, f])
+                err = ratings[t] - (mu + b[r] + item_bias[i] + dot)
+                b[r] += lr_bu * (err - reg_bu * b[r])
+                for f in range(k):
+                    p[r, f] += lr_pu * (err * q[i, f] - reg_pu * p[r, f])
+    return p, b
+
+
 def fold_in_svdpp(history: sp.csr_matrix, item_factors: np.ndarray, implicit_factors: np.ndarray,
-                  item_bias: np.ndarray, mu: float, reg_factors: float, reg_bias: float
+                  item_bias: np.ndarray, mu: float, *, lr_bu: float, lr_pu: float, reg_bu: float,
+                  reg_pu: float, n_epochs: int, init_mean: float = 0.0
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Query vectors :math:`p + z` and biases :math:`b` of history rows (module docstring):
-    for each row, :math:`(X^\\top X + |H| \\Lambda) w = X^\\top y` with :math:`X = [Q_H, 1]`,
-    :math:`y = r - \\mu - b_i - Q_H z`, :math:`\\Lambda = \\mathrm{diag}(\\lambda_p, \\dots,
-    \\lambda_p, \\lambda_b)`. Rows without ratings get zeros. Returns ``(query (n, k),
-    biases (n,))``."""
+    r"""Query vectors :math:`p + z` and biases :math:`b` of history rows, item side fixed
+    (module docstring): ``n_epochs`` of the SVD++ user updates over each row's ratings in
+    item order, from :math:`b = 0`, :math:`p = \text{init\_mean}`, with
+    :math:`z = |H|^{-1/2} \sum_{j \in H} y_j`. Rows without ratings get zeros.
+    Returns ``(query (n, k), biases (n,))``."""
     h = sp.csr_matrix(history, dtype=np.float64)
     h.sort_indices()
-    n_rows, k = h.shape[0], item_factors.shape[1]
     z = implicit_sums(h, implicit_factors)
-    query = np.zeros((n_rows, k))
-    biases = np.zeros(n_rows)
-    lam = np.full(k + 1, float(reg_factors))
-    lam[-1] = float(reg_bias)
-    for r in range(n_rows):
-        s, e = h.indptr[r], h.indptr[r + 1]
-        if s == e:
-            continue
-        items = h.indices[s:e]
-        qh = item_factors[items]
-        x = np.hstack([qh, np.ones((items.size, 1))])
-        y = h.data[s:e] - mu - item_bias[items] - qh @ z[r]
-        w = np.linalg.solve(x.T @ x + (e - s) * np.diag(lam), x.T @ y)
-        query[r] = w[:k] + z[r]
-        biases[r] = w[k]
-    return query, biases
+    p, b = _fold_in_sgd(h.indptr.astype(np.int64), h.indices.astype(np.int64),
+                        h.data.astype(np.float64), z, np.ascontiguousarray(item_factors),
+                        np.ascontiguousarray(item_bias), float(mu), float(lr_bu), float(lr_pu),
+                        float(reg_bu), float(reg_pu), int(n_epochs), float(init_mean))
+    empty = np.diff(h.indptr) == 0
+    p[empty] = 0.0
+    return p + z, b
 
 
 @register("SVDpp")
@@ -164,7 +176,7 @@ class SVDpp(FactorModel):
     then items, then implicit item factors); biases start at zero. ``fit(train,
     implicit=...)`` adds extra implicit feedback (an :class:`Interactions` whose pairs join
     :math:`N(u)`; its values are ignored). See the module docstring for the updates and the
-    fold-in solve.
+    fold-in.
 
     Fitted state beyond the base's: ``implicit_factors_`` (:math:`y_j`, items x k) and
     ``user_implicit_`` (:math:`|N(u)|^{-1/2} \\sum_{j \\in N(u)} y_j` per training user).
@@ -286,10 +298,13 @@ class SVDpp(FactorModel):
 
     # ------------------------------------------------------------------ user side
     def fold_in(self, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """Query vectors :math:`p + z` and biases of unknown rows (:func:`fold_in_svdpp`)."""
-        reg_p, reg_b = self.fold_in_regularisation()
+        """Query vectors :math:`p + z` and biases of unknown rows by the user-block SGD
+        (:func:`fold_in_svdpp`)."""
+        lr, reg = self._rates()
         return fold_in_svdpp(history, self.item_factors_, self.implicit_factors_,
-                             self.item_bias_, self.mu_, reg_p, reg_b)
+                             self.item_bias_, self.mu_, lr_bu=lr[0], lr_pu=lr[2],
+                             reg_bu=reg[0], reg_pu=reg[2], n_epochs=int(self.n_epochs),
+                             init_mean=float(self.init_mean))
 
     def user_vectors(self, users: np.ndarray, history: History | sp.csr_matrix | None
                      ) -> tuple[np.ndarray, np.ndarray]:
