@@ -12,7 +12,8 @@ Prints (one JSON object per line):
   ...}``: the synthetic generator at ML-1M's size (6,040 x 3,706 x 1,000,209), 5-fold.
   Surprise's SVD++ costs O(|N(u)| k) per rating; its time on one fold is estimated from its
   ML-100K time scaled by sum_u |N(u)|^2, and it is run only when that estimate is under
-  ``SURPRISE_BUDGET_S`` (else ``surprise_rmse_one_fold`` is null and the estimate is printed).
+  ``SURPRISE_BUDGET_S`` (240 s; the environment variable ``RECFORGE_SURPRISE_BUDGET_S``
+  overrides it), else ``surprise_rmse_one_fold`` is null and the estimate is printed.
 * ``{"algo": "SVDpp", "check": "fold-in", "rmse_fold_in", "rmse_trained", ...}``: on ML-100K
   fold 0, 10 % of the users with test ratings (seeded) are removed from the training data;
   the model trained without them scores their test ratings from their training ratings given
@@ -21,6 +22,7 @@ Prints (one JSON object per line):
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -29,7 +31,7 @@ from recforge.data import Interactions
 from recforge.models.factorization import SVDpp
 from recforge.split import kfold
 
-SURPRISE_BUDGET_S = 240.0
+SURPRISE_BUDGET_S = float(os.environ.get("RECFORGE_SURPRISE_BUDGET_S", 240.0))
 
 
 def _rmse(pred: np.ndarray, truth: np.ndarray) -> float:
