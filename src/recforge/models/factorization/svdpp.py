@@ -35,13 +35,13 @@ follows as :math:`z_u \leftarrow c\,z_u + \gamma_{yj} e_t q_{i_t}`. The :math:`y
 written once per block. The result equals the per-rating schedule up to floating-point
 rounding (a test checks one epoch against a literal transcription to 1e-10).
 
-Fold-in of an unknown or anonymous row with ratings :math:`H` (the issue's "same SGD on the
-user block"): :math:`N(u) = H`, the implicit term :math:`z = |H|^{-1/2} \sum_{j \in H} y_j`
+Fold-in of an unknown or anonymous row with ratings :math:`H`, by the same SGD on the
+user block: :math:`N(u) = H`, the implicit term :math:`z = |H|^{-1/2} \sum_{j \in H} y_j`
 and the whole item side are fixed, and :math:`(b, p)` start from :math:`(0,
 \text{init\_mean})` and take ``n_epochs`` passes of the :math:`b_u, p_u` updates above over
 the row's ratings in item order (:func:`fold_in_svdpp`). The row's query vector is
 :math:`p + z`. The exact minimiser of the user block's regularised objective is not used: on
-ML-100K it fits the few ratings of a short history too closely (fold-in RMSE 0.930-0.949
+ML-100K it fits the few ratings of a short history too closely (fold-in RMSE 0.931-0.949
 against 0.910-0.915 for the SGD, 0.912-0.918 for the same users trained with), because the
 trained users' factors are themselves regularised by the SGD's few small steps from a small
 start, not by the penalty alone.
