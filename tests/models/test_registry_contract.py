@@ -53,6 +53,7 @@ def _factories():
         "ItemKNNTopN": lambda: g("ItemKNNTopN")(k=4),
         "PureSVD": lambda: g("PureSVD")(n_factors=3, random_state=0),
         "timeSVDpp": lambda: g("timeSVDpp")(n_factors=3, n_epochs=3, n_bins=4, random_state=0),
+        "SVDpp": lambda: g("SVDpp")(n_factors=3, n_epochs=3, random_state=0),
         "SurpriseAlgorithm": lambda: g("SurpriseAlgorithm")("BaselineOnly"),
         "SPop": lambda: g("SPop")(),
         "MarkovChain": lambda: g("MarkovChain")(),

@@ -26,6 +26,7 @@ MODEL_MODULES: dict[str, str] = {
     # factorization
     "PureSVD": "recforge.models.factorization.puresvd",
     "timeSVDpp": "recforge.models.factorization.time_svdpp",
+    "SVDpp": "recforge.models.factorization.svdpp",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions

@@ -2,6 +2,7 @@
 
 from .base import FactorModel, fold_in_least_squares
 from .puresvd import PureSVD
+from .svdpp import SVDpp, fold_in_svdpp
 from .time_svdpp import TimeSVDpp
 
-__all__ = ["FactorModel", "PureSVD", "TimeSVDpp", "fold_in_least_squares"]
+__all__ = ["FactorModel", "PureSVD", "SVDpp", "TimeSVDpp", "fold_in_least_squares", "fold_in_svdpp"]
