@@ -23,6 +23,9 @@ MODEL_MODULES: dict[str, str] = {
     "CoClustering": "recforge.models.neighborhood.co_clustering",
     "UserKNNTopN": "recforge.models.neighborhood.topn",
     "ItemKNNTopN": "recforge.models.neighborhood.topn",
+    # factorization
+    "NMF": "recforge.models.factorization.nmf",
+    "NSVD1": "recforge.models.factorization.asymmetric",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions
