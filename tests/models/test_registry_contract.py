@@ -55,6 +55,8 @@ def _factories():
         "timeSVDpp": lambda: g("timeSVDpp")(n_factors=3, n_epochs=3, n_bins=4, random_state=0),
         "SVDpp": lambda: g("SVDpp")(n_factors=3, n_epochs=3, random_state=0),
         "SurpriseAlgorithm": lambda: g("SurpriseAlgorithm")("BaselineOnly"),
+        "NMF": lambda: g("NMF")(n_factors=3, n_epochs=5, random_state=0),
+        "NSVD1": lambda: g("NSVD1")(n_factors=4, n_epochs=5, random_state=0),
         "SPop": lambda: g("SPop")(),
         "MarkovChain": lambda: g("MarkovChain")(),
         "ItemKNNSession": lambda: g("ItemKNNSession")(),
@@ -96,7 +98,7 @@ def test_contract(name, tmp_path):
 
 @pytest.mark.parametrize("name", ["KNNBasic", "KNNWithMeans", "KNNWithZScore", "ItemKNNTopN",
                                   "UserKNNTopN", "ContentKNN", "SlopeOne", "KNNBasic-user",
-                                  "KNNWithMeans-user", "KNNWithZScore-user"])
+                                  "KNNWithMeans-user", "KNNWithZScore-user", "NSVD1"])
 def test_anonymous_history_equals_query_by_id(name):
     """recommend(history=[{item: rating}]) == recommend([user]) for history-scored models."""
     from recforge.models import get_model_class

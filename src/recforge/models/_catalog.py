@@ -27,6 +27,8 @@ MODEL_MODULES: dict[str, str] = {
     "PureSVD": "recforge.models.factorization.puresvd",
     "timeSVDpp": "recforge.models.factorization.time_svdpp",
     "SVDpp": "recforge.models.factorization.svdpp",
+    "NMF": "recforge.models.factorization.nmf",
+    "NSVD1": "recforge.models.factorization.asymmetric",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions

@@ -1,8 +1,11 @@
 """Matrix factorization for ratings (and factor models for ranking) on one shared base."""
 
+from .asymmetric import NSVD1
 from .base import FactorModel, fold_in_least_squares
+from .nmf import NMF
 from .puresvd import PureSVD
 from .svdpp import SVDpp, fold_in_svdpp
 from .time_svdpp import TimeSVDpp
 
-__all__ = ["FactorModel", "PureSVD", "SVDpp", "TimeSVDpp", "fold_in_least_squares", "fold_in_svdpp"]
+__all__ = ["NMF", "NSVD1", "FactorModel", "PureSVD", "SVDpp", "TimeSVDpp", "fold_in_least_squares",
+           "fold_in_svdpp"]
