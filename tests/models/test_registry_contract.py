@@ -51,6 +51,8 @@ def _factories():
         "CoClustering": lambda: g("CoClustering")(n_cltr_u=2, n_cltr_i=2, random_state=4),
         "UserKNNTopN": lambda: g("UserKNNTopN")(k=3),
         "ItemKNNTopN": lambda: g("ItemKNNTopN")(k=4),
+        "SVD": lambda: g("SVD")(n_factors=4, n_epochs=5, random_state=0),
+        "PMF": lambda: g("PMF")(n_factors=4, n_epochs=5, random_state=0),
         "SurpriseAlgorithm": lambda: g("SurpriseAlgorithm")("BaselineOnly"),
         "SPop": lambda: g("SPop")(),
         "MarkovChain": lambda: g("MarkovChain")(),

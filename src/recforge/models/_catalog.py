@@ -23,6 +23,9 @@ MODEL_MODULES: dict[str, str] = {
     "CoClustering": "recforge.models.neighborhood.co_clustering",
     "UserKNNTopN": "recforge.models.neighborhood.topn",
     "ItemKNNTopN": "recforge.models.neighborhood.topn",
+    # factorization
+    "SVD": "recforge.models.factorization.svd",
+    "PMF": "recforge.models.factorization.svd",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions
