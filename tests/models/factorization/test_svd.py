@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from recforge.data import Interactions
 from recforge.models import get_model_class
 from recforge.models.factorization import PMF, SVD
+from recforge.models.factorization.svd import NO_LEARNING
 
 
 def _tiny(seed: int = 0, n_users: int = 9, n_items: int = 7, n: int = 40) -> Interactions:
@@ -81,7 +82,12 @@ def test_defaults_and_overrides_are_surprises():
     rates = SVD(lr_all=0.01, reg_all=0.3, lr_qi=0.002, reg_bu=0.5).rates()
     assert rates == {"lr_bu": 0.01, "lr_bi": 0.01, "lr_pu": 0.01, "lr_qi": 0.002,
                      "reg_bu": 0.5, "reg_bi": 0.3, "reg_pu": 0.3, "reg_qi": 0.3}
-    assert SVD(reg_all=0.3, reg_pu=0.4, reg_bu=0.6).fold_in_regularisation() == (0.4, 0.6)
+    # the SGD's regularisation plus the ridge equivalent of T epochs at rate lr: 1 / (lr T)
+    lam = SVD(reg_all=0.3, reg_pu=0.4, reg_bu=0.6, lr_all=0.01, lr_bu=0.05,
+              n_epochs=4).fold_in_regularisation()
+    assert lam == pytest.approx((0.4 + 25.0, 0.6 + 5.0), rel=1e-12)
+    assert SVD().fold_in_regularisation() == pytest.approx((10.02, 10.02), rel=1e-12)
+    assert SVD(n_epochs=0).fold_in_regularisation() == (NO_LEARNING, NO_LEARNING)
     assert "biased" not in PMF().get_params()
     assert get_model_class("SVD") is SVD and get_model_class("PMF") is PMF
 
@@ -114,7 +120,9 @@ def test_pmf_has_no_biases():
 @pytest.mark.parametrize("cls", [SVD, PMF])
 def test_fold_in_is_a_direct_least_squares_solve(cls):
     train = _tiny(3, n_users=6, n_items=8, n=30)
-    m = cls(n_factors=3, n_epochs=10, reg_pu=0.3, reg_bu=0.7, random_state=0).fit(train)
+    m = cls(n_factors=3, n_epochs=10, reg_pu=0.3, reg_bu=0.7, lr_pu=0.5, lr_bu=0.2,
+            lr_qi=0.01, random_state=0).fit(train)
+    lp, lb = 0.3 + 1 / (0.5 * 10), 0.7 + 1 / (0.2 * 10)
     rng = np.random.default_rng(5)
     hist = sp.csr_matrix(np.where(rng.random((3, train.n_items)) < 0.6,
                                   rng.integers(1, 6, (3, train.n_items)), 0.0))
@@ -125,15 +133,24 @@ def test_fold_in_is_a_direct_least_squares_solve(cls):
         if cls is SVD:
             x = np.hstack([q, np.ones((items.size, 1))])
             y = hist[r].data - m.mu_ - m.item_bias_[items]
-            lam = [0.3, 0.3, 0.3, 0.7]
+            lam = [lp, lp, lp, lb]
         else:
-            x, y, lam = q, hist[r].data, [0.3, 0.3, 0.3]
+            x, y, lam = q, hist[r].data, [lp, lp, lp]
         xa = np.vstack([x, np.diag(np.sqrt(lam))])
         w = np.linalg.lstsq(xa, np.concatenate([y, np.zeros(len(lam))]), rcond=None)[0]
         expected = m.item_factors_ @ w[:3]
         if cls is SVD:
             expected += m.mu_ + w[3] + m.item_bias_
         np.testing.assert_allclose(scores[r], expected, rtol=1e-5, atol=1e-5)
+    # different histories, different users
+    assert np.abs(scores[0] - scores[1]).max() > 1e-3
+
+
+def test_fold_in_without_learning_leaves_the_user_at_zero():
+    train = _tiny(4)
+    m = SVD(n_factors=3, n_epochs=0, random_state=0).fit(train)
+    f, b = m.fold_in(train.csr[:3])
+    assert np.abs(f).max() < 1e-9 and np.abs(b).max() < 1e-9
 
 
 def test_bad_hyperparameters_are_named():

@@ -37,8 +37,23 @@ benchmark does); on other inputs the orders differ and so do the results, by SGD
 The whole training runs in one compiled Numba call.
 
 Unknown or anonymous query rows are folded in by the base's regularised least squares
-(:func:`~recforge.models.factorization.base.fold_in_least_squares`) with
-:math:`\lambda_p = \lambda_{pu}` and :math:`\lambda_b = \lambda_{bu}`.
+(:func:`~recforge.models.factorization.base.fold_in_least_squares`), item side fixed, with
+
+.. math:: \lambda_p = \lambda_{pu} + \frac{1}{\gamma_{pu} T}, \qquad
+          \lambda_b = \lambda_{bu} + \frac{1}{\gamma_{bu} T}
+
+(:math:`T` = ``n_epochs``). The second term is the ridge penalty equivalent to what training
+does to a user's parameters: :math:`T` passes of gradient descent with step :math:`\gamma`
+from (near) zero on :math:`\tfrac12 \sum (r_{ui} - \hat r_{ui})^2` shrink each eigendirection
+of curvature :math:`\sigma` by :math:`1 - (1 - \gamma\sigma)^T \approx \sigma / (\sigma +
+1/(\gamma T))` — early stopping acts as ridge regularisation (Yao, Rosasco & Caponnetto 2007,
+*On early stopping in gradient descent learning*, Constructive Approximation 26). With the
+defaults (:math:`\gamma = 0.005`, :math:`T = 20`) it is 10, against :math:`\lambda_{pu} =
+0.02`: solved with the SGD's own 0.02 alone, a user with fewer ratings than factors is fitted
+almost exactly and predicted far worse than trained users (test RMSE 1.31 against 0.935 on
+ML-100K); with the equivalent ridge the folded-in users are as accurate as trained ones (see
+``docs/factorization/svd.md``). Without learning (``n_epochs = 0`` or a zero rate) the folded-in
+factors / bias stay (numerically) zero, as SGD from zero would leave them.
 """
 
 from __future__ import annotations
@@ -48,6 +63,9 @@ import numpy as np
 
 from ..base import register
 from .base import FactorModel
+
+#: Fold-in penalty of a parameter that training does not move (zero rate or no epochs).
+NO_LEARNING = 1e12
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
@@ -161,8 +179,18 @@ class SVD(FactorModel):
         return out
 
     def fold_in_regularisation(self) -> tuple[float, float]:
+        r""":math:`(\lambda_{pu} + 1/(\gamma_{pu} T), \lambda_{bu} + 1/(\gamma_{bu} T))`: the
+        SGD's regularisation plus the ridge equivalent of its early stopping (module
+        docstring); where that rate or ``n_epochs`` is zero nothing is learnt, and the penalty is
+        ``NO_LEARNING`` (1e12: the solve leaves that part numerically zero)."""
         rates = self.rates()
-        return rates["reg_pu"], rates["reg_bu"]
+        epochs = float(self.n_epochs)
+
+        def lam(part: str) -> float:
+            steps = rates[f"lr_{part}"] * epochs
+            return rates[f"reg_{part}"] + 1.0 / steps if steps > 0 else NO_LEARNING
+
+        return lam("pu"), lam("bu")
 
     def initial_factors(self, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
         """The initial (P, Q): normal(init_mean, init_std_dev), P drawn first, from
