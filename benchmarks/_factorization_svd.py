@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
-from bench_neighborhood import fresh, surprise_fold, run_surprise
+from bench_neighborhood import fresh, run_surprise, surprise_fold
 
 from recforge.data import Interactions, load
 from recforge.models.factorization import PMF, SVD

@@ -72,26 +72,60 @@ NO_LEARNING = 1e12
 def _sgd_epochs(users, items, ratings, mu, bu, bi, pu, qi, lr_bu, lr_bi, lr_pu, lr_qi,
                 reg_bu, reg_bi, reg_pu, reg_qi, biased, n_epochs):  # pragma: no cover
     """In-place SGD of (bu, bi, pu, qi) over the ratings in array order, ``n_epochs`` times
-    (update rules in the module docstring)."""
+    (update rules in the module docstring).
+
+    When the next rating is the same user's on another item, its dot product
+    :math:`q_{i'}^\top p_u` is accumulated inside this rating's factor update, from the updated
+    :math:`p_u` and the untouched :math:`q_{i'}` — the same value as a separate pass, one pass
+    fewer over the factors."""
     k = pu.shape[1]
+    n = ratings.size
     for _ in range(n_epochs):
-        for j in range(ratings.size):
+        have_dot = False
+        dot = 0.0
+        for j in range(n):
             u = users[j]
             i = items[j]
-            dot = 0.0
-            for f in range(k):
-                dot += qi[i, f] * pu[u, f]
+            if not have_dot:
+                dot = 0.0
+                for f in range(k):
+                    dot += qi[i, f] * pu[u, f]
             if biased:
                 err = ratings[j] - (mu + bu[u] + bi[i] + dot)
                 bu[u] += lr_bu * (err - reg_bu * bu[u])
                 bi[i] += lr_bi * (err - reg_bi * bi[i])
             else:
                 err = ratings[j] - dot
-            for f in range(k):
-                puf = pu[u, f]
-                qif = qi[i, f]
-                pu[u, f] = puf + lr_pu * (err * qif - reg_pu * puf)
-                qi[i, f] = qif + lr_qi * (err * puf - reg_qi * qif)
+            have_dot = j + 1 < n and users[j + 1] == u and items[j + 1] != i
+            if have_dot:
+                nxt = items[j + 1]
+                dot = 0.0
+                for f in range(k):
+                    puf = pu[u, f]
+                    qif = qi[i, f]
+                    p_new = puf + lr_pu * (err * qif - reg_pu * puf)
+                    pu[u, f] = p_new
+                    qi[i, f] = qif + lr_qi * (err * puf - reg_qi * qif)
+                    dot += qi[nxt, f] * p_new
+            else:
+                for f in range(k):
+                    puf = pu[u, f]
+                    qif = qi[i, f]
+                    pu[u, f] = puf + lr_pu * (err * qif - reg_pu * puf)
+                    qi[i, f] = qif + lr_qi * (err * puf - reg_qi * qif)
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+def _predict_pairs(u, i, mu, bu, bi, pu, qi, biased):  # pragma: no cover
+    r""":math:`\mu + b_u + b_i + q_i^\top p_u` (or :math:`q_i^\top p_u`) per (u, i) pair."""
+    out = np.empty(u.size)
+    k = pu.shape[1]
+    for j in range(u.size):
+        dot = 0.0
+        for f in range(k):
+            dot += pu[u[j], f] * qi[i[j], f]
+        out[j] = mu + bu[u[j]] + bi[i[j]] + dot if biased else dot
+    return out
 
 
 def _non_negative(value, name: str) -> float:
@@ -236,6 +270,13 @@ class SVD(FactorModel):
         self.item_bias_ = bi
         self.user_factors_ = pu
         self.item_factors_ = qi
+
+
+    def _predict(self, u: np.ndarray, i: np.ndarray, fallbacks) -> np.ndarray:
+        """The base's formula for known pairs, in one compiled pass (no gathered copies)."""
+        return _predict_pairs(np.asarray(u, np.int64), np.asarray(i, np.int64), float(self.mu_),
+                              self.user_bias_, self.item_bias_, self.user_factors_,
+                              self.item_factors_, bool(self.biased))
 
 
 @register("PMF")
