@@ -163,3 +163,35 @@ def test_bad_hyperparameters_are_named():
         SVD(n_epochs=1.5).fit(train)
     with pytest.raises(FloatingPointError, match="diverged"):
         SVD(n_factors=2, lr_all=50.0, n_epochs=50, random_state=0).fit(train)
+
+
+@pytest.mark.parametrize("biased", [True, False])
+def test_same_factors_as_surprise_from_the_same_start_and_order(biased):
+    """Surprise 1.1.5's SVD, handed our initial factors (through its RandomState argument) and
+    a trainset built from our interactions in their stored order, ends where we end."""
+    surprise = pytest.importorskip("surprise")
+    train = _tiny(6, n_users=8, n_items=9, n=45)
+    model = SVD(n_factors=4, n_epochs=3, biased=biased, lr_all=0.02, reg_all=0.05,
+                random_state=11).fit(train)
+    pu0, qi0 = model.initial_factors(train.n_users, train.n_items)
+    df = train.to_dataframe()[["user", "item", "rating"]]
+    trainset = surprise.Dataset.load_from_df(
+        df, surprise.Reader(rating_scale=(1, 5))).build_full_trainset()
+    # Surprise numbers items by first appearance; reorder our item rows into its numbering
+    ours_of_theirs = train.item_map.to_inner(
+        np.array([trainset.to_raw_iid(j) for j in range(trainset.n_items)]))
+    theirs_users = train.user_map.to_inner(
+        np.array([trainset.to_raw_uid(j) for j in range(trainset.n_users)]))
+
+    class Start(np.random.RandomState):
+        draws = [pu0[theirs_users], qi0[ours_of_theirs]]
+
+        def normal(self, loc=0.0, scale=1.0, size=None):
+            return self.draws.pop(0).copy()
+
+    algo = surprise.SVD(n_factors=4, n_epochs=3, biased=biased, lr_all=0.02, reg_all=0.05,
+                        random_state=Start(0)).fit(trainset)
+    np.testing.assert_allclose(model.user_factors_[theirs_users], algo.pu, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(model.item_factors_[ours_of_theirs], algo.qi, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(model.user_bias_[theirs_users], algo.bu, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(model.item_bias_[ours_of_theirs], algo.bi, rtol=0, atol=1e-12)
