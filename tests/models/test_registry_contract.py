@@ -54,6 +54,8 @@ def _factories():
         "PureSVD": lambda: g("PureSVD")(n_factors=3, random_state=0),
         "timeSVDpp": lambda: g("timeSVDpp")(n_factors=3, n_epochs=3, n_bins=4, random_state=0),
         "SVDpp": lambda: g("SVDpp")(n_factors=3, n_epochs=3, random_state=0),
+        "SVD": lambda: g("SVD")(n_factors=4, n_epochs=5, random_state=0),
+        "PMF": lambda: g("PMF")(n_factors=4, n_epochs=5, random_state=0),
         "SurpriseAlgorithm": lambda: g("SurpriseAlgorithm")("BaselineOnly"),
         "NMF": lambda: g("NMF")(n_factors=3, n_epochs=5, random_state=0),
         "NSVD1": lambda: g("NSVD1")(n_factors=4, n_epochs=5, random_state=0),

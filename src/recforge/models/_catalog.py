@@ -29,6 +29,8 @@ MODEL_MODULES: dict[str, str] = {
     "SVDpp": "recforge.models.factorization.svdpp",
     "NMF": "recforge.models.factorization.nmf",
     "NSVD1": "recforge.models.factorization.asymmetric",
+    "SVD": "recforge.models.factorization.svd",
+    "PMF": "recforge.models.factorization.svd",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions
