@@ -64,6 +64,7 @@ MAIN_JOB_MODELS = (
     {"name": "BaselineOnly", "params": {}},
     {"name": "MostPopular", "params": {}},
     {"name": "KNNBaseline", "params": {"k": 40, "sim": "pearson_baseline", "user_based": False}},
+    {"name": "SVD", "params": {"random_state": 0}},
     {"name": "UserKNNTopN", "params": {"k": 20}},
     {"name": "ContentKNN", "params": {"components": {"genres": 1.0, "year": 1.0}}},
     {"name": "MarkovChain", "params": {}},

@@ -52,7 +52,7 @@ defaults (:math:`\gamma = 0.005`, :math:`T = 20`) it is 10, against :math:`\lamb
 0.02`: solved with the SGD's own 0.02 alone, a user with fewer ratings than factors is fitted
 almost exactly and predicted far worse than trained users (test RMSE 1.31 against 0.935 on
 ML-100K); with the equivalent ridge the folded-in users are as accurate as trained ones (see
-``docs/factorization/svd.md``). Without learning (``n_epochs = 0`` or a zero rate) the folded-in
+``docs/models-factorization.md``). Without learning (``n_epochs = 0`` or a zero rate) the folded-in
 factors / bias stay (numerically) zero, as SGD from zero would leave them.
 """
 
