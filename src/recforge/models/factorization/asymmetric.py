@@ -158,12 +158,6 @@ class NSVD1(FactorModel):
         self.reg_xj = reg_xj
         self.random_state = random_state
 
-    def rate(self, name: str) -> float:
-        """The learning rate (``lr_*``) or regularisation (``reg_*``) in effect for ``name``."""
-        value = getattr(self, name)
-        return float(getattr(self, "lr_all" if name.startswith("lr_") else "reg_all")
-                     if value is None else value)
-
     def initial_state(self, n_users: int, n_items: int
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(q, x, orders)``: item and implicit factors drawn normal from

@@ -85,6 +85,30 @@ class FactorModel(Recommender):
     similarity: ClassVar[str] = "dot"
     biased: bool = True
 
+    # ------------------------------------------------------------------ hyperparameters
+    def rate(self, name: str) -> float:
+        """The learning rate (``lr_*``) or regularisation (``reg_*``) in effect for one
+        parameter: its own hyperparameter where set, else ``lr_all`` / ``reg_all`` (Surprise's
+        convention). A ``ValueError`` names it unless it is a finite number >= 0."""
+        value = getattr(self, name)
+        if value is None:
+            value = getattr(self, "lr_all" if name.startswith("lr_") else "reg_all")
+        value = float(value)
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{type(self).__name__}: {name} (or {name.split('_')[0]}_all) must be "
+                             f"a finite number >= 0, got {value!r}")
+        return value
+
+    def check_count(self, name: str, minimum: int = 1) -> int:
+        """The integer hyperparameter ``name``; a ``ValueError`` names it unless it is an
+        integer >= ``minimum``."""
+        value = getattr(self, name)
+        if isinstance(value, bool) or not np.isfinite(float(value)) or int(value) != value \
+                or value < minimum:
+            raise ValueError(f"{type(self).__name__}: {name} must be an integer >= {minimum}, "
+                             f"got {value!r}")
+        return int(value)
+
     # ------------------------------------------------------------------ user side
     def fold_in_regularisation(self) -> tuple[float, float]:
         """(lambda_p, lambda_b) of the fold-in solve; by default the model's ``reg_pu`` /

@@ -208,10 +208,8 @@ class NMF(FactorModel):
         self.random_state = random_state
 
     def _check_params(self) -> None:
-        if int(self.n_factors) < 1:
-            raise ValueError(f"NMF: n_factors must be >= 1, got {self.n_factors!r}")
-        if int(self.n_epochs) < 0:
-            raise ValueError(f"NMF: n_epochs must be >= 0, got {self.n_epochs!r}")
+        self.check_count("n_factors")
+        self.check_count("n_epochs", minimum=0)
         if self.init_low < 0:
             raise ValueError(f"NMF: init_low must be >= 0 (non-negative factors), "
                              f"got {self.init_low!r}")

@@ -69,8 +69,7 @@ class PureSVD(FactorModel):
         self.random_state = random_state
 
     def _fit(self, train, *, item_features=None, validation=None) -> None:
-        if int(self.n_factors) < 1:
-            raise ValueError(f"n_factors must be at least 1, got {self.n_factors!r}")
+        self.check_count("n_factors")
         r = sp.csr_matrix(train.csr, dtype=np.float64)
         n_users, n_items = r.shape
         k = int(self.n_factors)

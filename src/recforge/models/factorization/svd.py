@@ -208,14 +208,8 @@ class SVD(FactorModel):
     def rates(self) -> dict[str, float]:
         """The effective learning rates and regularisations: ``{'lr_bu': ..., 'reg_qi': ...}``
         (a per-parameter value where set, else ``lr_all`` / ``reg_all``)."""
-        out = {}
-        for kind, default in (("lr", self.lr_all), ("reg", self.reg_all)):
-            _non_negative(default, f"{kind}_all")
-            for part in ("bu", "bi", "pu", "qi"):
-                name = f"{kind}_{part}"
-                value = getattr(self, name)
-                out[name] = _non_negative(default if value is None else value, name)
-        return out
+        return {f"{kind}_{part}": self.rate(f"{kind}_{part}")
+                for kind in ("lr", "reg") for part in ("bu", "bi", "pu", "qi")}
 
     def fold_in_regularisation(self) -> tuple[float, float]:
         r""":math:`(\lambda_{pu} + 1/(\gamma_{pu} T), \lambda_{bu} + 1/(\gamma_{bu} T))`: the
@@ -242,12 +236,8 @@ class SVD(FactorModel):
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, train, *, item_features=None, validation=None) -> None:
-        if isinstance(self.n_factors, bool) or int(self.n_factors) != self.n_factors \
-                or self.n_factors < 1:
-            raise ValueError(f"n_factors must be a positive integer, got {self.n_factors!r}")
-        if isinstance(self.n_epochs, bool) or int(self.n_epochs) != self.n_epochs \
-                or self.n_epochs < 0:
-            raise ValueError(f"n_epochs must be a non-negative integer, got {self.n_epochs!r}")
+        self.check_count("n_factors")
+        self.check_count("n_epochs", minimum=0)
         _non_negative(self.init_std_dev, "init_std_dev")
         if not np.isfinite(float(self.init_mean)):
             raise ValueError(f"init_mean must be finite, got {self.init_mean!r}")

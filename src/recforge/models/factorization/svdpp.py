@@ -214,26 +214,15 @@ class SVDpp(FactorModel):
     # ------------------------------------------------------------------ hyperparameters
     def _rates(self) -> tuple[np.ndarray, np.ndarray]:
         """Learning rates and regularisation of (bu, bi, pu, qi, yj), overrides applied."""
-        lr, reg = [], []
-        for name in _SGD_PARAMS:
-            one_lr, one_reg = getattr(self, f"lr_{name}"), getattr(self, f"reg_{name}")
-            lr.append(float(self.lr_all if one_lr is None else one_lr))
-            reg.append(float(self.reg_all if one_reg is None else one_reg))
-        return np.array(lr), np.array(reg)
+        return (np.array([self.rate(f"lr_{name}") for name in _SGD_PARAMS]),
+                np.array([self.rate(f"reg_{name}") for name in _SGD_PARAMS]))
 
     def _check_params(self) -> None:
-        if int(self.n_factors) != self.n_factors or self.n_factors < 1:
-            raise ValueError(f"SVDpp: n_factors must be a positive integer, got {self.n_factors!r}")
-        if int(self.n_epochs) != self.n_epochs or self.n_epochs < 0:
-            raise ValueError(f"SVDpp: n_epochs must be a non-negative integer, got {self.n_epochs!r}")
+        self.check_count("n_factors")
+        self.check_count("n_epochs", minimum=0)
         if self.init_std_dev < 0:
             raise ValueError(f"SVDpp: init_std_dev must be >= 0, got {self.init_std_dev!r}")
-        lr, reg = self._rates()
-        for kind, values in (("lr", lr), ("reg", reg)):
-            for name, v in zip(_SGD_PARAMS, values, strict=True):
-                if not np.isfinite(v) or v < 0:
-                    raise ValueError(f"SVDpp: {kind}_{name} (or {kind}_all) must be a finite "
-                                     f"number >= 0, got {v!r}")
+        self._rates()  # each rate is checked as it is resolved
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train, *, implicit: Interactions | None = None, item_features=None,

@@ -203,20 +203,14 @@ class TimeSVDpp(FactorModel):
     def _rates(self) -> tuple[np.ndarray, np.ndarray]:
         """(learning rates, regularisations) in the kernel's order
         (bu, bi, pu, qi, yj, bit, alpha, but)."""
-        def pick(value, default):
-            return float(default if value is None else value)
-
-        lr = [pick(getattr(self, f"lr_{n}"), self.lr_all) for n in ("bu", "bi", "pu", "qi", "yj")]
-        reg = [pick(getattr(self, f"reg_{n}"), self.reg_all) for n in ("bu", "bi", "pu", "qi", "yj")]
-        lr += [float(self.lr_bit), float(self.lr_alpha), float(self.lr_but)]
-        reg += [float(self.reg_bit), float(self.reg_alpha), float(self.reg_but)]
-        return np.array(lr), np.array(reg)
+        parts = ("bu", "bi", "pu", "qi", "yj", "bit", "alpha", "but")
+        return (np.array([self.rate(f"lr_{n}") for n in parts]),
+                np.array([self.rate(f"reg_{n}") for n in parts]))
 
     def _check_params(self) -> None:
-        for name in ("n_factors", "n_epochs", "n_bins"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < (0 if name == "n_epochs" else 1):
-                raise ValueError(f"TimeSVDpp: {name} must be a positive integer, got {value!r}")
+        self.check_count("n_factors")
+        self.check_count("n_epochs", minimum=0)
+        self.check_count("n_bins")
         if not np.isfinite(self.beta) or self.beta < 0:
             raise ValueError(f"TimeSVDpp: beta must be a non-negative number, got {self.beta!r}")
 
