@@ -43,7 +43,6 @@ import scipy.sparse as sp
 from numba import njit
 
 from ..base import check_random_state, register
-from ..query import History
 from .base import FactorModel
 
 
@@ -134,6 +133,7 @@ class NSVD1(FactorModel):
     """
 
     state = ("item_implicit_factors_",)
+    projects_history = True  # the user side is a projection of the rated items
 
     def __init__(self, n_factors: int = 50, n_epochs: int = 20, biased: bool = True,
                  init_mean: float = 0.0, init_std_dev: float = 0.1, lr_all: float = 0.005,
@@ -201,20 +201,3 @@ class NSVD1(FactorModel):
         return factors, user_bias_minimiser(history, factors, self.item_factors_,
                                             self.item_bias_, self.mu_, self.rate("reg_bu"))
 
-    def user_vectors(self, users: np.ndarray, history: History | sp.csr_matrix | None
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """(factors, biases) of query rows: every row with a history — known user or not — by
-        :meth:`fold_in` of that history, known rows without one by their fitted vectors."""
-        users = np.asarray(users, dtype=np.int64)
-        k = self.item_factors_.shape[1]
-        factors = np.zeros((users.size, k))
-        biases = np.zeros(users.size)
-        known = users >= 0
-        factors[known] = self.user_factors_[users[known]]
-        biases[known] = self.user_bias_[users[known]]
-        if history is not None:
-            h = history.matrix if isinstance(history, History) else sp.csr_matrix(history)
-            rows = np.flatnonzero(np.diff(h.indptr) > 0)
-            if rows.size:
-                factors[rows], biases[rows] = self.fold_in(h[rows])
-        return factors, biases

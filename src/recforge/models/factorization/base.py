@@ -84,6 +84,9 @@ class FactorModel(Recommender):
     state = ("mu_", "user_bias_", "item_bias_", "user_factors_", "item_factors_")
     similarity: ClassVar[str] = "dot"
     biased: bool = True
+    #: True when the user side is a function of the history alone (NSVD1, PureSVD): every row
+    #: that carries a history is folded in, a known user too; else only unknown rows are.
+    projects_history: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ hyperparameters
     def rate(self, name: str) -> float:
@@ -127,19 +130,26 @@ class FactorModel(Recommender):
 
     def user_vectors(self, users: np.ndarray, history: History | sp.csr_matrix | None
                      ) -> tuple[np.ndarray, np.ndarray]:
-        """(factors, biases) of query rows: known users' fitted ones, the others folded in."""
+        """(factors, biases) of query rows: known users' fitted ones (:meth:`known_vectors`), the
+        others folded in from their history (with ``projects_history``, every row that has
+        one)."""
         users = np.asarray(users, dtype=np.int64)
         k = self.item_factors_.shape[1]
         factors = np.zeros((users.size, k))
         biases = np.zeros(users.size)
         known = users >= 0
-        factors[known] = self.user_factors_[users[known]]
-        biases[known] = self.user_bias_[users[known]]
-        if (~known).any() and history is not None:
+        factors[known], biases[known] = self.known_vectors(users[known])
+        if history is not None:
             h = history.matrix if isinstance(history, History) else sp.csr_matrix(history)
-            f, b = self.fold_in(h[np.flatnonzero(~known)])
-            factors[~known], biases[~known] = f, b
+            fold = (np.diff(h.indptr) > 0) if self.projects_history else ~known
+            rows = np.flatnonzero(fold)
+            if rows.size:
+                factors[rows], biases[rows] = self.fold_in(h[rows])
         return factors, biases
+
+    def known_vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(factors, biases) of known inner users as fitted (SVD++ adds its implicit term)."""
+        return self.user_factors_[users], self.user_bias_[users]
 
     # ------------------------------------------------------------------ vectors
     def item_vectors(self) -> np.ndarray:

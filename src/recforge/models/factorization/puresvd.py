@@ -63,6 +63,7 @@ class PureSVD(FactorModel):
                                                        SIMILAR_ITEMS})
     state = ("singular_values_",)
     biased = False
+    projects_history = True  # p = r Q for every row with a history
 
     def __init__(self, n_factors: int = 50, random_state: int | None = 0):
         self.n_factors = n_factors
@@ -96,21 +97,6 @@ class PureSVD(FactorModel):
         """Query vectors of history rows: the projection :math:`r_u Q` (no solve), zero biases."""
         h = sp.csr_matrix(history, dtype=np.float64)
         return np.asarray(h @ self.item_factors_), np.zeros(h.shape[0])
-
-    def user_vectors(self, users: np.ndarray, history: History | sp.csr_matrix | None
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """:math:`p = r Q` for every row with a history (known or not); a known user without
-        one gets the projection of their training row."""
-        users = np.asarray(users, dtype=np.int64)
-        factors = np.zeros((users.size, self.item_factors_.shape[1]))
-        known = users >= 0
-        factors[known] = self.user_factors_[users[known]]
-        if history is not None:
-            h = history.matrix if isinstance(history, History) else sp.csr_matrix(history)
-            rows = np.flatnonzero(np.diff(h.indptr) > 0)
-            if rows.size:
-                factors[rows] = self.fold_in(h[rows])[0]
-        return factors, np.zeros(users.size)
 
     def _score(self, users: np.ndarray, history: History, fallbacks: FallbackLog) -> np.ndarray:
         factors, _ = self.user_vectors(users, history)

@@ -57,7 +57,6 @@ from numba import njit
 
 from ...data import Interactions
 from ..base import check_random_state, register
-from ..query import History
 from .base import FactorModel
 
 _SGD_PARAMS = ("bu", "bi", "pu", "qi", "yj")
@@ -295,12 +294,7 @@ class SVDpp(FactorModel):
                              reg_bu=reg[0], reg_pu=reg[2], n_epochs=int(self.n_epochs),
                              init_mean=float(self.init_mean))
 
-    def user_vectors(self, users: np.ndarray, history: History | sp.csr_matrix | None
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """(query vectors, biases): :math:`p_u + |N(u)|^{-1/2} \\sum_{j \\in N(u)} y_j` for
-        known users (their training N(u)), the fold-in for the others."""
-        users = np.asarray(users, dtype=np.int64)
-        factors, biases = super().user_vectors(users, history)
-        known = users >= 0
-        factors[known] += self.user_implicit_[users[known]]
-        return factors, biases
+    def known_vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Known users' query vectors :math:`p_u + |N(u)|^{-1/2} \\sum_{j \\in N(u)} y_j` (their
+        training N(u)) and biases; unknown rows are folded in by :meth:`fold_in`."""
+        return self.user_factors_[users] + self.user_implicit_[users], self.user_bias_[users]

@@ -343,23 +343,11 @@ class TimeSVDpp(FactorModel):
                                      reg_b, biased=True)
         return p + z, b
 
-    def user_vectors(self, users: np.ndarray, history: History | sp.csr_matrix | None
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """(query vectors :math:`p_u + z_u`, user biases) of query rows: known users' on their
-        latest training day, the others folded in (no time terms)."""
-        users = np.asarray(users, dtype=np.int64)
-        k = self.item_factors_.shape[1]
-        factors = np.zeros((users.size, k))
-        biases = np.zeros(users.size)
-        known = users >= 0
-        ku = users[known]
-        factors[known] = self.user_factors_[ku] + self.user_implicit_[ku]
-        biases[known] = self._user_time_bias(ku, self.user_last_day_[ku])
-        if (~known).any() and history is not None:
-            h = history.matrix if isinstance(history, History) else sp.csr_matrix(history)
-            f, b = self.fold_in(h[np.flatnonzero(~known)])
-            factors[~known], biases[~known] = f, b
-        return factors, biases
+    def known_vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Known users' query vectors :math:`p_u + z_u` and biases on their latest training day;
+        unknown rows are folded in by :meth:`fold_in` (no time terms)."""
+        return (self.user_factors_[users] + self.user_implicit_[users],
+                self._user_time_bias(users, self.user_last_day_[users]))
 
     def _row_bins(self, users: np.ndarray) -> np.ndarray:
         """Item-bias bin of each query row: the latest training day's for known users, the
