@@ -62,11 +62,14 @@ class History:
         return np.diff(self.matrix.indptr)
 
     def take(self, rows: np.ndarray) -> History:
+        """The history of ``rows`` (a batch), without a Python loop over rows."""
         rows = np.asarray(rows, dtype=np.int64)
-        seqs = self.sequences(rows)
-        indptr = np.concatenate(([0], np.cumsum([s.size for s in seqs]))).astype(np.int64)
-        items = np.concatenate(seqs) if seqs else np.empty(0, np.int32)
-        return History(self.matrix[rows], indptr, items.astype(np.int32), 0)
+        starts = self.seq_indptr[rows]
+        lengths = self.seq_indptr[rows + 1] - starts
+        indptr = np.zeros(rows.size + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        pos = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+        return History(self.matrix[rows], indptr, self.seq_items[pos].astype(np.int32), 0)
 
     @classmethod
     def from_csr(cls, matrix: sp.spmatrix) -> History:

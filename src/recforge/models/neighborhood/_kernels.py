@@ -130,6 +130,15 @@ def similarity_rows(rows, x_indptr, x_indices, x_data, y_indptr, y_indices, y_da
 
 
 @njit(cache=True)
+def _longest_row(indptr):
+    """The largest number of entries in one row of a CSR (0 for none)."""
+    longest = 0
+    for r in range(indptr.shape[0] - 1):
+        longest = max(longest, indptr[r + 1] - indptr[r])
+    return longest
+
+
+@njit(cache=True)
 def _lookup(sim_indptr, sim_indices, sim_data, x, x2):
     """``sim[x, x2]`` from a CSR with sorted column indices (0 when absent)."""
     s = sim_indptr[x]
@@ -163,9 +172,7 @@ def knn_predict(xs, ys, y_indptr, y_indices, y_data, sim_dense, sim_indptr, sim_
     n = xs.shape[0]
     est = np.empty(n)
     actual = np.zeros(n, np.int64)
-    max_m = 1
-    for y in range(y_indptr.shape[0] - 1):
-        max_m = max(max_m, y_indptr[y + 1] - y_indptr[y])
+    max_m = max(_longest_row(y_indptr), 1)
     # chunks of pairs share one candidate buffer and one heap: no allocation per pair
     n_chunks = min(n, 4096)
     for c in prange(n_chunks):
@@ -509,9 +516,7 @@ def content_knn_pairs(rows, items, indptr, indices, data, k, feats):
     n = rows.shape[0]
     est = np.zeros(n)
     ok = np.zeros(n, np.bool_)
-    longest = 0
-    for r in range(indptr.shape[0] - 1):
-        longest = max(longest, indptr[r + 1] - indptr[r])
+    longest = _longest_row(indptr)
     chunk = 512
     n_chunks = (n + chunk - 1) // chunk
     for c in prange(n_chunks):
