@@ -54,20 +54,23 @@ def slow_epochs(r: sp.csr_matrix, pu, qi, bu, bi, mu, n_epochs, m: NMF, update_i
 
 @pytest.mark.parametrize("biased", [False, True])
 @pytest.mark.parametrize("n_epochs", [1, 3])
-def test_epochs_equal_the_slow_transcription(biased, n_epochs):
+@pytest.mark.parametrize(("dtype", "rtol"), [("float64", 1e-10), ("float32", 1e-5)])
+def test_epochs_equal_the_slow_transcription(biased, n_epochs, dtype, rtol):
+    """float64 to rounding; float32 (factor width padded with zero columns) to single precision."""
     data = contract_data()
     model = NMF(n_factors=4, n_epochs=n_epochs, biased=biased, reg_pu=0.1, reg_qi=0.07,
-                lr_bu=0.01, lr_bi=0.02, random_state=3).fit(data)
+                lr_bu=0.01, lr_bi=0.02, random_state=3, dtype=dtype).fit(data)
     pu0, qi0 = model.initial_factors(data.n_users, data.n_items)
     r = sp.csr_matrix(data.csr, dtype=np.float64)
     mu = float(r.data.mean())
     pu, qi, bu, bi = slow_epochs(r, pu0, qi0, np.zeros(data.n_users), np.zeros(data.n_items),
                                  mu, n_epochs, model)
     assert not np.allclose(pu, pu0)  # the epochs moved the factors
-    np.testing.assert_allclose(model.user_factors_, pu, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(model.item_factors_, qi, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.user_factors_, pu, rtol=rtol, atol=1e-12)
+    np.testing.assert_allclose(model.item_factors_, qi, rtol=rtol, atol=1e-12)
     np.testing.assert_allclose(model.user_bias_, bu, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(model.item_bias_, bi, rtol=1e-10, atol=1e-12)
+    assert model.user_factors_.shape == pu.shape and model.user_factors_.dtype == np.float64
     if biased:
         assert np.abs(bu).max() > 0 and np.abs(bi).max() > 0
     else:

@@ -40,21 +40,25 @@ def _slow_epochs(train, pu, qi, biased, n_epochs, lr, reg):
 
 @pytest.mark.parametrize("cls", [SVD, PMF])
 @pytest.mark.parametrize("n_epochs", [1, 3])
-def test_sgd_matches_the_update_rules(cls, n_epochs):
+@pytest.mark.parametrize(("dtype", "atol"), [("float64", 1e-12), ("float32", 2e-6)])
+def test_sgd_matches_the_update_rules(cls, n_epochs, dtype, atol):
+    """float64 reproduces the transcription to rounding; float32 to single precision."""
     train = _tiny()
     lr = {"bu": 0.03, "bi": 0.02, "pu": 0.05, "qi": 0.04}
     reg = {"bu": 0.1, "bi": 0.2, "pu": 0.05, "qi": 0.07}
     model = cls(n_factors=3, n_epochs=n_epochs, init_std_dev=0.3, init_mean=0.05,
                 lr_bu=lr["bu"], lr_bi=lr["bi"], lr_pu=lr["pu"], lr_qi=lr["qi"],
                 reg_bu=reg["bu"], reg_bi=reg["bi"], reg_pu=reg["pu"], reg_qi=reg["qi"],
-                random_state=7).fit(train)
+                random_state=7, dtype=dtype).fit(train)
     pu0, qi0 = model.initial_factors(train.n_users, train.n_items)
     mu, bu, bi, pu, qi = _slow_epochs(train, pu0, qi0, cls is SVD, n_epochs, lr, reg)
     assert model.mu_ == pytest.approx(mu, abs=0)
-    np.testing.assert_allclose(model.user_bias_, bu, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(model.item_bias_, bi, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(model.user_factors_, pu, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(model.item_factors_, qi, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(model.user_bias_, bu, rtol=0, atol=atol)
+    np.testing.assert_allclose(model.item_bias_, bi, rtol=0, atol=atol)
+    np.testing.assert_allclose(model.user_factors_, pu, rtol=0, atol=atol)
+    np.testing.assert_allclose(model.item_factors_, qi, rtol=0, atol=atol)
+    if dtype == "float32":  # really single precision: not equal to the float64 run
+        assert np.abs(model.user_factors_ - pu).max() > 0
     # the factors did move
     assert np.abs(model.user_factors_ - pu0).max() > 1e-3
     if cls is SVD:
@@ -69,9 +73,11 @@ def test_initial_factors_are_normal_user_matrix_first():
     np.testing.assert_array_equal(qi, rng.normal(0.5, 0.2, (6, 4)))
     # zero epochs: the initial factors and zero biases
     train = _tiny()
-    m = SVD(n_factors=4, n_epochs=0, random_state=3).fit(train)
+    m = SVD(n_factors=4, n_epochs=0, random_state=3, dtype="float64").fit(train)
     np.testing.assert_array_equal(m.user_factors_,
                                   np.random.default_rng(3).normal(0, 0.1, (train.n_users, 4)))
+    m32 = SVD(n_factors=4, n_epochs=0, random_state=3).fit(train)
+    np.testing.assert_array_equal(m32.user_factors_, m.user_factors_.astype(np.float32))
     assert not m.user_bias_.any() and not m.item_bias_.any()
 
 
@@ -172,7 +178,7 @@ def test_same_factors_as_surprise_from_the_same_start_and_order(biased):
     surprise = pytest.importorskip("surprise")
     train = _tiny(6, n_users=8, n_items=9, n=45)
     model = SVD(n_factors=4, n_epochs=3, biased=biased, lr_all=0.02, reg_all=0.05,
-                random_state=11).fit(train)
+                random_state=11, dtype="float64").fit(train)
     pu0, qi0 = model.initial_factors(train.n_users, train.n_items)
     df = train.to_dataframe()[["user", "item", "rating"]]
     trainset = surprise.Dataset.load_from_df(

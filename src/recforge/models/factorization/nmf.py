@@ -43,7 +43,7 @@ import scipy.sparse as sp
 from numba import njit
 
 from ..base import check_random_state, register
-from .base import FactorModel
+from .base import FactorModel, padded_width
 
 
 @njit(cache=True)
@@ -105,30 +105,36 @@ def _nmf_epochs(indptr, indices, data, pu, qi, bu, bi, item_counts, mu, n_epochs
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _nmf_epochs_unbiased(indptr, indices, data, item_ptr, item_users, item_pos, pu, qi, n_epochs,
-                         reg_pu, reg_qi):  # pragma: no cover
+                         reg_pu, reg_qi, user_counts, item_counts):  # pragma: no cover
     """``n_epochs`` multiplicative epochs of the unbiased model in place, in three simple passes
     per epoch (faster than the fused pass of :func:`_nmf_epochs`, same updates): the estimates,
     then the item factors from the item-major view (``item_ptr``, ``item_users``, ``item_pos`` =
     position of each entry in the user-major arrays) into a buffer, then the user factors with
     the previous item factors. Each pass is independent across its rows; a threaded version
-    (``prange``) was slower on shared, busy cores, so this one stays single-threaded."""
+    (``prange``) was no faster on this machine's two cores, so this one stays single-threaded.
+
+    Generic over the float type: ``data``, the factors, the regularisations and the counts
+    (``user_counts``, ``item_counts``: :math:`|I_u|`, :math:`|U_i|`) come in one dtype and all
+    arithmetic stays in it. Zero factor columns stay zero (a zero factor is never updated),
+    so the caller may pad the factor width to a whole SIMD register."""
     n_users, k = pu.shape
     n_items = qi.shape[0]
-    est = np.empty(data.size)
+    est = np.empty(data.size, pu.dtype)
     q_next = np.empty_like(qi)
-    num = np.zeros(k)
-    den = np.zeros(k)
+    num = np.zeros(k, pu.dtype)
+    den = np.zeros(k, pu.dtype)
+    zero = num[0]
     for _ in range(n_epochs):
         for u in range(n_users):
             for idx in range(indptr[u], indptr[u + 1]):
                 i = indices[idx]
-                dot = 0.0
+                dot = zero
                 for f in range(k):
                     dot += qi[i, f] * pu[u, f]
                 est[idx] = dot
         for i in range(n_items):
-            num[:] = 0.0
-            den[:] = 0.0
+            num[:] = zero
+            den[:] = zero
             for j in range(item_ptr[i], item_ptr[i + 1]):
                 u = item_users[j]
                 r = data[item_pos[j]]
@@ -136,17 +142,17 @@ def _nmf_epochs_unbiased(indptr, indices, data, item_ptr, item_users, item_pos, 
                 for f in range(k):
                     num[f] += pu[u, f] * r
                     den[f] += pu[u, f] * e
-            n = item_ptr[i + 1] - item_ptr[i]
+            n = item_counts[i]
             for f in range(k):
                 q = qi[i, f]
                 q_next[i, f] = q
-                if q != 0.0:
+                if q != zero:
                     d = den[f] + n * reg_qi * q
-                    if d > 0.0:
+                    if d > zero:
                         q_next[i, f] = q * (num[f] / d)
         for u in range(n_users):
-            num[:] = 0.0
-            den[:] = 0.0
+            num[:] = zero
+            den[:] = zero
             for idx in range(indptr[u], indptr[u + 1]):
                 i = indices[idx]
                 r = data[idx]
@@ -154,12 +160,12 @@ def _nmf_epochs_unbiased(indptr, indices, data, item_ptr, item_users, item_pos, 
                 for f in range(k):
                     num[f] += qi[i, f] * r
                     den[f] += qi[i, f] * e
-            n = indptr[u + 1] - indptr[u]
+            n = user_counts[u]
             for f in range(k):
                 p = pu[u, f]
-                if p != 0.0:
+                if p != zero:
                     d = den[f] + n * reg_pu * p
-                    if d > 0.0:
+                    if d > zero:
                         pu[u, f] = p * (num[f] / d)
         qi[:, :] = q_next
 
@@ -188,12 +194,19 @@ class NMF(FactorModel):
         Factors start uniform in ``[init_low, init_high)``; ``init_low`` must be >= 0.
     random_state : int | None
         Seed of the initial factors (``np.random.default_rng``).
+    dtype : {"float32", "float64"}
+        Float type of the unbiased model's multiplicative updates ("float32": with the factor
+        width padded to a whole 64-byte register by zero columns, which stay zero, about 1.6x
+        faster; results move by rounding only). ``"float64"`` reproduces Surprise's ``NMF`` to
+        rounding. The biased model (SGD biases in the same pass) always runs in float64. The
+        fitted arrays are float64 either way.
     """
 
     def __init__(self, n_factors: int = 15, n_epochs: int = 50, biased: bool = False,
                  reg_pu: float = 0.06, reg_qi: float = 0.06, reg_bu: float = 0.02,
                  reg_bi: float = 0.02, lr_bu: float = 0.005, lr_bi: float = 0.005,
-                 init_low: float = 0.0, init_high: float = 1.0, random_state=None):
+                 init_low: float = 0.0, init_high: float = 1.0, random_state=None,
+                 dtype: str = "float32"):
         self.n_factors = n_factors
         self.n_epochs = n_epochs
         self.biased = biased
@@ -206,6 +219,7 @@ class NMF(FactorModel):
         self.init_low = init_low
         self.init_high = init_high
         self.random_state = random_state
+        self.dtype = dtype
 
     def _check_params(self) -> None:
         self.check_count("n_factors")
@@ -216,6 +230,8 @@ class NMF(FactorModel):
         if self.init_high < self.init_low:
             raise ValueError(f"NMF: init_high ({self.init_high!r}) is below init_low "
                              f"({self.init_low!r})")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"NMF: dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
     def initial_factors(self, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
         """The starting factors: user then item factors drawn uniform in
@@ -248,9 +264,18 @@ class NMF(FactorModel):
             item_users = np.repeat(np.arange(train.n_users, dtype=np.int32),
                                    np.diff(r.indptr))[item_pos]
             item_ptr = np.concatenate([[0], np.cumsum(counts.astype(np.int64))])
-            _nmf_epochs_unbiased(r.indptr, r.indices, r.data, item_ptr, item_users, item_pos,
-                                 pu, qi, int(self.n_epochs), float(self.reg_pu),
-                                 float(self.reg_qi))
+            ftype = np.dtype(self.dtype).type
+            k = pu.shape[1]
+            width = padded_width(k, ftype)
+            pu_w = np.zeros((pu.shape[0], width), ftype)
+            qi_w = np.zeros((qi.shape[0], width), ftype)
+            pu_w[:, :k], qi_w[:, :k] = pu, qi
+            _nmf_epochs_unbiased(r.indptr, r.indices, r.data.astype(ftype), item_ptr,
+                                 item_users, item_pos, pu_w, qi_w, int(self.n_epochs),
+                                 ftype(self.reg_pu), ftype(self.reg_qi),
+                                 np.diff(r.indptr).astype(ftype), counts.astype(ftype))
+            pu = pu_w[:, :k].astype(np.float64)
+            qi = qi_w[:, :k].astype(np.float64)
         self.mu_ = mu
         self.user_bias_ = bu
         self.item_bias_ = bi
