@@ -419,6 +419,14 @@ def takes(algo: str, impl: str, name: str) -> bool:
     return cls is not None and name in inspect.signature(cls.__init__).parameters
 
 
+def used_params(algo: str, impl: str, params: dict) -> dict:
+    """The hyperparameters a run of ``impl`` was given (recforge names)."""
+    full = {**RECFORGE_PARAMS[algo], **params}
+    if impl == "implicit":
+        full = {k: v for k, v in full.items() if k in IMPLICIT_NAMES}
+    return full
+
+
 def impls(runner: ImplicitRunner | None, algo: str) -> list[str]:
     out = ["recforge"]
     if runner is not None and runner.ok and algo in IMPLICIT_ALGOS:
@@ -471,7 +479,7 @@ def section_loo(args, runner) -> None:
                     emit({"algo": algo, "impl": impl, "dataset": "ml-100k-loo", "threads": threads,
                           "seed": "mean", "seeds": seeds, **mean,
                           "hr@10_std": r4(np.std([r["hr@10"] for r in rows])),
-                          "params": params})
+                          "params": used_params(algo, impl, params)})
 
 
 def section_synthetic(args, runner) -> None:
@@ -530,9 +538,10 @@ def section_random80(args, runner) -> None:
         for impl in impls(runner, algo):
             if impl == "recforge" and recforge_class(algo) is None:
                 continue
+            space = grid if impl == "recforge" else {k: v for k, v in grid.items() if k in IMPLICIT_NAMES}
             t0 = time.perf_counter()
             tried = []
-            for point in random_draws(grid, draws, seed=args.seed):
+            for point in random_draws(space, draws, seed=args.seed):
                 if args.quick and "iterations" in point:
                     point = {**point, "iterations": min(point["iterations"], 10)}
                 res = run_pair(algo, impl, fit_part, vusers, vrelevant, seed=args.seed,
@@ -548,7 +557,7 @@ def section_random80(args, runner) -> None:
             row = {"algo": algo, "impl": impl, "dataset": "ml-100k-random80",
                    "p@10": r4(res["p@10"]), "r@10": r4(res["r@10"]), "ndcg@10": r4(res["ndcg@10"]),
                    "hr@10": r4(res["hr@10"]),
-                   "params": {**RECFORGE_PARAMS[algo], **best}, "validation_ndcg@10": r4(best_val),
+                   "params": used_params(algo, impl, best), "validation_ndcg@10": r4(best_val),
                    "candidates": len(tried), "users": int(users.size),
                    "tuning_seconds": round(time.perf_counter() - t0, 1)}
             if algo in RECOMMENDERS_JL:
@@ -588,7 +597,7 @@ def section_lastfm(args, runner) -> None:
                   "weighting": weighting, "hr@10": r4(res["hr@10"]), "p@10": r4(res["p@10"]),
                   "r@10": r4(res["r@10"]), "ndcg@10": r4(res["ndcg@10"]),
                   "fit_seconds": round(res["fit_seconds"], 3), "users": int(users.size),
-                  "params": {**RECFORGE_PARAMS[algo], **params}})
+                  "params": used_params(algo, impl, params)})
 
 
 def section_foldin(args, runner) -> None:
