@@ -38,7 +38,11 @@ Both libraries' lists are scored by the same recforge metric functions on the sa
 .bench-envs/implicit/bin/pip install implicit==0.7.2``) through ``_implicit_worker.py``, data
 passing through ``.npz`` files; without it only recforge runs. A recforge model that is not
 registered is skipped with a note on stderr. BLAS is limited to the benchmark's thread count
-on both sides.
+on both sides. implicit's BPR keeps an item-bias column beside its ``factors`` latent ones
+(``factors=64`` gives 65 columns, the users' last one fixed at 1); implicit's ItemKNN is its
+``CosineRecommender`` (``K`` neighbours). Seconds per iteration / epoch come from implicit's
+per-iteration callback and from recforge's ``iteration_seconds_`` / ``epoch_seconds_`` (else
+the fit time over the iterations); compilation is done on tiny data before any timing.
 
 Usage::
 
