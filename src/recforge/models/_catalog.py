@@ -34,6 +34,8 @@ MODEL_MODULES: dict[str, str] = {
     # linear item-item (implicit feedback)
     "EASE": "recforge.models.linear.ease",
     "SLIM": "recforge.models.linear.slim",
+    # item embeddings (implicit feedback)
+    "item2vec": "recforge.models.item2vec",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions
