@@ -68,6 +68,9 @@ def _factories():
                                          random_state=0),
         "SASRec": lambda: g("SASRec")(hidden=8, num_blocks=1, num_heads=1, max_len=4, epochs=1,
                                        batch_size=4, random_state=0),
+        "EASE": lambda: g("EASE")(l2=2.0),
+        "SLIM": lambda: g("SLIM")(alpha=0.01, l1_ratio=0.2, num_threads=1),
+        "item2vec": lambda: g("item2vec")(vector_size=8, epochs=3, negative=2, random_state=0),
     }
 
 

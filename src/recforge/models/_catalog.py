@@ -31,6 +31,11 @@ MODEL_MODULES: dict[str, str] = {
     "NSVD1": "recforge.models.factorization.asymmetric",
     "SVD": "recforge.models.factorization.svd",
     "PMF": "recforge.models.factorization.svd",
+    # linear item-item (implicit feedback)
+    "EASE": "recforge.models.linear.ease",
+    "SLIM": "recforge.models.linear.slim",
+    # item embeddings (implicit feedback)
+    "item2vec": "recforge.models.item2vec",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions
