@@ -23,6 +23,8 @@ SUBCOMMANDS = [
     "recforge.cli.datasets",
     "recforge.cli.split",
     "recforge.cli.bakeoff",
+    "recforge.cli.train",
+    "recforge.cli.serve",
 ]
 
 EXIT_OK = 0

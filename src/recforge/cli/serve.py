@@ -1,0 +1,81 @@
+"""``recforge serve MODEL_DIR``: the HTTP service (see ``docs/serving.md``).
+
+``MODEL_DIR`` (a directory written by ``recforge train`` or ``Recommender.save``) is
+registered as a model version, checked and made live before the server starts; the models
+root (``--models-root``, default: the folder holding ``MODEL_DIR``) confines later
+``POST /models`` registrations. The store (``--store``, default ``recforge-store.sqlite`` in
+the models root) keeps events and versions, shared by every worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .main import UsageError
+
+    try:
+        import uvicorn
+
+        from ..serving.app import SETTINGS_ENV, create_app
+        from ..serving.config import ConfigError, Limits, Rules, Settings, read_config, read_tokens
+        from ..serving.store import SQLiteStore
+        from ..serving.versions import ModelVersions, VersionError
+    except ImportError as e:
+        raise UsageError(f"serving needs the 'serve' extra (pip install 'recforge[serve]'): {e}") from None
+
+    model_dir = Path(args.model_dir).resolve()
+    root = Path(args.models_root).resolve() if args.models_root else model_dir.parent
+    store_path = Path(args.store) if args.store else root / "recforge-store.sqlite"
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    try:
+        limits, rules = read_config(args.config) if args.config else (Limits(), Rules())
+        if args.token_file:
+            read_tokens(args.token_file)  # fail now, not in a worker
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    settings = Settings(models_root=str(root), store=str(store_path.resolve()),
+                        token_file=str(Path(args.token_file).resolve()) if args.token_file else None,
+                        limits=limits, rules=rules)
+    # register and promote once here, so that workers (and restarted workers) follow the store
+    store = SQLiteStore(settings.store)
+    try:
+        versions = ModelVersions(root, store, rules)
+        rec = versions.register(model_dir)
+        versions.promote(rec.version)
+    except VersionError as e:
+        raise UsageError(f"cannot serve {model_dir}: {e}") from None
+    finally:
+        store.close()
+    print(f"serving model version {rec.version} ({rec.model}, {rec.path}) on "
+          f"http://{args.host}:{args.port} (docs at /docs, store {settings.store})")
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    else:
+        os.environ[SETTINGS_ENV] = settings.to_json()
+        uvicorn.run("recforge.serving.app:app_from_env", factory=True, host=args.host,
+                    port=args.port, workers=args.workers, log_level="info")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    """Add ``serve``."""
+    p = subparsers.add_parser(
+        "serve", help="serve a saved model over HTTP (recommendations, sessions, events)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model_dir", help="saved model directory to serve")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--store", help="SQLite store path (default: recforge-store.sqlite in the "
+                                   "models root)")
+    p.add_argument("--models-root", help="folder that model versions must be inside (default: "
+                                         "the folder holding MODEL_DIR)")
+    p.add_argument("--token-file", help="file of bearer tokens for writes, one per line "
+                                        "(without it, writes are refused)")
+    p.add_argument("--config", help="TOML file with [limits] and [rules] (stoplist)")
+    p.set_defaults(func=_cmd_serve)

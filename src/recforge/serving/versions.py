@@ -1,0 +1,217 @@
+"""Model versions: register a saved directory, check it, promote it, roll back.
+
+A version is registered from a directory inside the models root (a path that resolves outside
+it — ``..``, an absolute path elsewhere, a symlink out — is refused). Registering loads the
+bundle (every checksum verified by :func:`~recforge.serving.bundle.load_bundle`) and runs a
+warm-up query; a directory that fails either is recorded as ``rejected`` with the reason and
+never serves. Promoting swaps the live reference under a lock once the new version is loaded,
+so a request sees either the old model or the new one, never a half-loaded one. The store holds
+the promotion history, which makes rollback (the version live before the current one) and
+sharing one live version between worker processes possible: each worker checks the store at
+most every ``refresh_seconds`` and swaps when another worker promoted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..models.base import SESSION, SIMILAR_ITEMS, ModelFileError
+from .bundle import Bundle, load_bundle
+from .config import Rules
+from .store import Store, VersionRecord
+
+logger = logging.getLogger(__name__)
+
+
+class VersionError(Exception):
+    """A version request that cannot be carried out; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class LiveVersion:
+    """A loaded, checked version, ready to serve."""
+
+    version: int
+    bundle: Bundle
+    stoplist: list = field(default_factory=list)  # raw item ids (model type) never recommended
+
+    @property
+    def model(self):
+        return self.bundle.model
+
+    def title(self, item) -> str | None:
+        titles = self.bundle.titles
+        return None if titles is None else titles.get(str(item))
+
+
+def stoplist_for(bundle: Bundle, rules: Rules) -> list:
+    """The model's raw item ids banned by ``rules`` (listed ids and title keywords)."""
+    from .ids import known_ids
+
+    model = bundle.model
+    banned, _ = known_ids(rules.stoplist_items, model.item_map_)
+    words = [w.lower() for w in rules.stoplist_keywords if w.strip()]
+    if words and bundle.titles:
+        by_title = [item for item, title in bundle.titles.items()
+                    if any(w in title.lower() for w in words)]
+        more, _ = known_ids(by_title, model.item_map_)
+        banned = sorted(set(banned) | set(more), key=str)
+    return banned
+
+
+def warm_up(bundle: Bundle) -> None:
+    """One query of each kind the model answers; raises if any fails or returns nonsense."""
+    model = bundle.model
+    if model.n_items_ < 1:
+        raise ValueError("the model knows no items")
+    first = model.item_map_.raw[:1].tolist()
+    if SESSION in model.capabilities:
+        rec = model.recommend(history=[first], k=1, exclude_seen=False)
+        state = model.init_state(1)
+        scores = model.advance(state, np.zeros(1, dtype=np.int64), np.ones(1, dtype=bool))
+        if np.asarray(scores).shape != (1, model.n_items_):
+            raise ValueError(f"advance() returned scores of shape {np.asarray(scores).shape}")
+    elif getattr(model, "user_map_", None) is not None and len(model.user_map_):
+        hist = None
+        if bundle.history is not None:
+            items, values, _ = bundle.history.rows(str(model.user_map_.raw[0]))
+            hist = [dict(zip(items.tolist(), values.tolist(), strict=True))]
+        rec = model.recommend(model.user_map_.raw[:1], k=1, history=hist)
+    else:
+        rec = model.recommend(history=[first], k=1)
+    if rec.inner.shape[0] != 1:
+        raise ValueError("the warm-up query returned no row")
+    if SIMILAR_ITEMS in model.capabilities:
+        model.similar_items(first, k=1)
+
+
+class ModelVersions:
+    """The service's model versions (see the module docstring)."""
+
+    def __init__(self, root, store: Store, rules: Rules | None = None,
+                 refresh_seconds: float = 1.0, keep_loaded: int = 3):
+        self.root = Path(root).resolve()
+        self.store = store
+        self.rules = rules or Rules()
+        self.refresh_seconds = float(refresh_seconds)
+        self.keep_loaded = int(keep_loaded)
+        self._lock = threading.Lock()
+        self._loaded: dict[int, LiveVersion] = {}
+        self._live: LiveVersion | None = None
+        self._checked_at = 0.0
+
+    # ------------------------------------------------------------------ paths
+    def resolve(self, path) -> Path:
+        """``path`` (relative to the root, or absolute) as a directory inside the root."""
+        p = Path(path)
+        full = (p if p.is_absolute() else self.root / p).resolve()
+        if full == self.root or not full.is_relative_to(self.root):
+            raise VersionError(f"path {str(path)!r} is outside the models root", status=422)
+        return full
+
+    # ------------------------------------------------------------------ loading
+    def _load(self, version: int, path: Path) -> LiveVersion:
+        bundle = load_bundle(path)
+        try:
+            warm_up(bundle)
+        except Exception as exc:
+            raise ModelFileError(f"{path}: warm-up query failed ({type(exc).__name__}: {exc})") from None
+        return LiveVersion(version, bundle, stoplist_for(bundle, self.rules))
+
+    def _remember(self, lv: LiveVersion) -> None:
+        with self._lock:
+            self._loaded[lv.version] = lv
+            keep = {lv.version} | ({self._live.version} if self._live else set())
+            for v in sorted(self._loaded):
+                if len(self._loaded) <= self.keep_loaded:
+                    break
+                if v not in keep:
+                    del self._loaded[v]
+
+    def register(self, path) -> VersionRecord:
+        """Load and check the directory; record it as ``ready`` (or ``rejected`` and raise)."""
+        full = self.resolve(path)
+        rel = str(full.relative_to(self.root))
+        try:
+            lv = self._load(0, full)
+        except ModelFileError as exc:
+            self.store.add_version(rel, None, None, "rejected", str(exc))
+            raise VersionError(str(exc)) from None
+        bundle = lv.bundle
+        for rec in self.store.versions():
+            if rec.status == "ready" and rec.path == rel and rec.digest == bundle.digest:
+                lv.version = rec.version
+                self._remember(lv)
+                return rec
+        rec = self.store.add_version(rel, bundle.model.name, bundle.digest, "ready")
+        lv.version = rec.version
+        self._remember(lv)
+        return rec
+
+    def _get(self, version: int) -> LiveVersion:
+        lv = self._loaded.get(version)
+        if lv is not None:
+            return lv
+        rec = self.store.version(version)
+        if rec is None:
+            raise VersionError(f"no model version {version}", status=404)
+        if rec.status != "ready":
+            raise VersionError(f"model version {version} was rejected: {rec.message}", status=409)
+        try:
+            lv = self._load(version, self.resolve(rec.path))
+        except ModelFileError as exc:
+            raise VersionError(f"model version {version} no longer loads: {exc}", status=409) from None
+        if lv.bundle.digest != rec.digest:
+            raise VersionError(f"model version {version}: {rec.path} changed since it was "
+                               "registered (digest differs); register it again", status=409)
+        self._remember(lv)
+        return lv
+
+    def promote(self, version: int) -> LiveVersion:
+        """Make ``version`` live: load and check it first, then swap the reference."""
+        lv = self._get(int(version))
+        with self._lock:
+            self.store.promote(lv.version)
+            self._live = lv
+            self._checked_at = time.monotonic()
+        logger.info("model version %d (%s) is live", lv.version, lv.bundle.path)
+        return lv
+
+    def rollback(self) -> LiveVersion:
+        """Promote the version that was live before the current one."""
+        history = self.store.promotion_history()
+        current = history[-1] if history else None
+        for v in reversed(history[:-1]):
+            if v != current:
+                return self.promote(v)
+        raise VersionError("no earlier version to roll back to", status=409)
+
+    # ------------------------------------------------------------------ the live version
+    def live(self) -> LiveVersion | None:
+        """The live version; follows promotions made by other processes sharing the store."""
+        now = time.monotonic()
+        if now - self._checked_at >= self.refresh_seconds:
+            self._checked_at = now
+            try:
+                wanted = self.store.live_version()
+            except Exception:  # the store is unavailable: keep serving what we have
+                logger.exception("cannot read the live version from the store")
+                wanted = None
+            if wanted is not None and (self._live is None or wanted != self._live.version):
+                try:
+                    lv = self._get(wanted)
+                    with self._lock:
+                        self._live = lv
+                except VersionError as exc:
+                    logger.error("cannot switch to live version %s: %s", wanted, exc)
+        return self._live
