@@ -31,6 +31,8 @@ MODEL_MODULES: dict[str, str] = {
     "NSVD1": "recforge.models.factorization.asymmetric",
     "SVD": "recforge.models.factorization.svd",
     "PMF": "recforge.models.factorization.svd",
+    "BPR": "recforge.models.factorization.bpr",
+    "LMF": "recforge.models.factorization.lmf",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions
