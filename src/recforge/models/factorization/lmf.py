@@ -77,6 +77,16 @@ def _sigmoid(x):  # pragma: no cover - compiled
     return z / (1.0 + z)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _dot(a, b):  # pragma: no cover - compiled
+    """A plain loop (the library dot of short vectors calls BLAS, whose per-call cost would
+    dominate here)."""
+    out = 0.0
+    for f in range(a.size):
+        out += a[f] * b[f]
+    return out
+
+
 @numba.njit(cache=True, nogil=True)
 def _log1pexp(x):  # pragma: no cover - compiled
     return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
@@ -89,11 +99,11 @@ def lmf_log_likelihood(x, Y, pos, conf, neg, reg):  # pragma: no cover - compile
     - \tfrac{\lambda}{2} \lVert x \rVert^2`, with :math:`s = Y x` (the augmented vectors)."""
     out = 0.0
     for a in range(pos.size):
-        s = np.dot(Y[pos[a]], x)
+        s = _dot(Y[pos[a]], x)
         out += conf[a] * (s - _log1pexp(s))
     for b in range(neg.size):
-        out -= _log1pexp(np.dot(Y[neg[b]], x))
-    return out - 0.5 * reg * np.dot(x, x)
+        out -= _log1pexp(_dot(Y[neg[b]], x))
+    return out - 0.5 * reg * _dot(x, x)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -105,12 +115,12 @@ def lmf_gradient(x, Y, pos, conf, neg, reg, out):  # pragma: no cover - compiled
         out[f] = -reg * x[f]
     for a in range(pos.size):
         y = Y[pos[a]]
-        w = conf[a] * (1.0 - _sigmoid(np.dot(y, x)))
+        w = conf[a] * (1.0 - _sigmoid(_dot(y, x)))
         for f in range(d):
             out[f] += w * y[f]
     for b in range(neg.size):
         y = Y[neg[b]]
-        w = _sigmoid(np.dot(y, x))
+        w = _sigmoid(_dot(y, x))
         for f in range(d):
             out[f] -= w * y[f]
 
