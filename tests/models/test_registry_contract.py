@@ -59,6 +59,8 @@ def _factories():
         "SurpriseAlgorithm": lambda: g("SurpriseAlgorithm")("BaselineOnly"),
         "NMF": lambda: g("NMF")(n_factors=3, n_epochs=5, random_state=0),
         "NSVD1": lambda: g("NSVD1")(n_factors=4, n_epochs=5, random_state=0),
+        "BPR": lambda: g("BPR")(factors=4, iterations=5, random_state=0, num_threads=1),
+        "LMF": lambda: g("LMF")(factors=3, iterations=5, neg_prop=3, random_state=0),
         "SPop": lambda: g("SPop")(),
         "MarkovChain": lambda: g("MarkovChain")(),
         "ItemKNNSession": lambda: g("ItemKNNSession")(),

@@ -36,6 +36,8 @@ MODEL_MODULES: dict[str, str] = {
     "SLIM": "recforge.models.linear.slim",
     # item embeddings (implicit feedback)
     "item2vec": "recforge.models.item2vec",
+    "BPR": "recforge.models.factorization.bpr",
+    "LMF": "recforge.models.factorization.lmf",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions
