@@ -31,6 +31,7 @@ MODEL_MODULES: dict[str, str] = {
     "NSVD1": "recforge.models.factorization.asymmetric",
     "SVD": "recforge.models.factorization.svd",
     "PMF": "recforge.models.factorization.svd",
+    "ALS": "recforge.models.factorization.als",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions

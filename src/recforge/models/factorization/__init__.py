@@ -1,5 +1,6 @@
 """Matrix factorization for ratings (and factor models for ranking) on one shared base."""
 
+from .als import ALS
 from .asymmetric import NSVD1
 from .base import FactorModel, fold_in_least_squares
 from .nmf import NMF
@@ -8,5 +9,5 @@ from .svd import PMF, SVD
 from .svdpp import SVDpp, fold_in_svdpp
 from .time_svdpp import TimeSVDpp
 
-__all__ = ["NMF", "NSVD1", "PMF", "SVD", "FactorModel", "PureSVD", "SVDpp", "TimeSVDpp",
+__all__ = ["ALS", "NMF", "NSVD1", "PMF", "SVD", "FactorModel", "PureSVD", "SVDpp", "TimeSVDpp",
            "fold_in_least_squares", "fold_in_svdpp"]
