@@ -227,8 +227,8 @@ def test_partial_fit_adds_users_and_items_and_recommends_for_them(tmp_path):
     data = _counts(seed=5, n_users=16, n_items=12)
     old_mask = (data.users < 13) & (data.items < 10)  # 3 new users, 2 new items
     old = _raw(data, old_mask)
-    model = ALS(factors=4, iterations=6, regularization=0.1, partial_iterations=0,
-                random_state=0).fit(old)
+    model = ALS(factors=4, iterations=6, regularization=0.1, solver="cholesky",
+                partial_iterations=0, random_state=0).fit(old)
     before_users = model.user_factors_.copy()
     # first a new user touching old items only: solved exactly against the items of the time
     first = (data.users == 15) & (data.items < 10)

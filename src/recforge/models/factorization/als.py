@@ -52,10 +52,11 @@ half-step gives that user.
 
 **Incremental updates.** :meth:`ALS.partial_fit` adds new interactions to the kept feedback
 matrix (a pair seen again adds up, as play counts do; ``binarize`` keeps it at 1), grows the id
-maps, solves the touched users (new ones included) exactly against the current items, then the
-touched items (new ones included) against the users, then runs ``partial_iterations`` more
-exact sweeps over the touched rows only. The untouched rows keep their factors, so an update
-costs time in proportion to the new data, not to the whole matrix.
+maps, solves the new users exactly against the current items and updates the other touched
+users with the model's solver (warm-started from their factors), then the same for the items
+against the users, then runs ``partial_iterations`` more sweeps over the touched rows only.
+The untouched rows keep their factors, so an update costs time in proportion to the new data,
+not to the whole matrix.
 
 The scores :math:`x_u^\top y_i` estimate preferences, not ratings; the model ranks (no
 ``RATING`` capability).
@@ -331,9 +332,9 @@ class ALS(FactorModel):
         Keep only interactions with a value at least this (e.g. ratings >= 4).
     binarize : bool, default False
         Every kept interaction counts as 1 (else its value, e.g. a play count).
-    partial_iterations : int, default 2
-        Exact sweeps over the touched users and items after :meth:`partial_fit` has solved
-        them once (0: solve once only).
+    partial_iterations : int, default 0
+        Sweeps over the touched users and items after :meth:`partial_fit` has solved them once
+        (0: solve once only).
     random_state : int, Generator or None
         Seeds the initial factors.
     num_threads : int, optional
@@ -364,7 +365,7 @@ class ALS(FactorModel):
     def __init__(self, factors: int = 100, regularization: float = 0.01, alpha: float = 1.0,
                  iterations: int = 15, solver: str = "cg", cg_steps: int = 3,
                  weighting: str = "none", scaling: str = "linear", threshold: float | None = None,
-                 binarize: bool = False, partial_iterations: int = 2, random_state=None,
+                 binarize: bool = False, partial_iterations: int = 0, random_state=None,
                  num_threads: int | None = None):
         self.factors = factors
         self.regularization = regularization
@@ -500,6 +501,7 @@ class ALS(FactorModel):
             raise TypeError(f"{type(self).__name__}.partial_fit expects Interactions, "
                             f"got {type(interactions).__name__}")
         self._check_params()
+        old_users, old_items = self.feedback_.shape
         self.user_map_, user_idx = self.user_map_.grow(interactions.user_map.raw)
         self.item_map_, item_idx = self.item_map_.grow(interactions.item_map.raw)
         n_users, n_items = len(self.user_map_), len(self.item_map_)
@@ -521,17 +523,22 @@ class ALS(FactorModel):
         self.item_idf_, self.mean_row_length_ = _weighting_stats(merged)
         self._grow_state(n_users, n_items, users, items, interactions)
 
-        touched_users = np.unique(users[users >= 0]).astype(np.int64)
-        touched_items = np.unique(items[items >= 0]).astype(np.int64)
+        touched_users = np.unique(users).astype(np.int64)
+        touched_items = np.unique(items).astype(np.int64)
         conf = self.confidence_matrix()
         user_side = _kernel_csr(conf, FACTOR_DTYPE)
         item_side = _kernel_csr(conf.T.tocsr(), FACTOR_DTYPE)
+        x, y = self.user_factors_, self.item_factors_
         with _threads(self.num_threads):
-            for _ in range(1 + int(self.partial_iterations)):
-                self._half_step(user_side, self.user_factors_, self.item_factors_,
-                                touched_users, exact=True)
-                self._half_step(item_side, self.item_factors_, self.user_factors_,
-                                touched_items, exact=True)
+            # new rows: the exact solve from nothing; touched known rows: the model's solver
+            # (warm-started from their factors); then sweeps over every touched row
+            self._half_step(user_side, x, y, touched_users[touched_users >= old_users], exact=True)
+            self._half_step(user_side, x, y, touched_users[touched_users < old_users])
+            self._half_step(item_side, y, x, touched_items[touched_items >= old_items], exact=True)
+            self._half_step(item_side, y, x, touched_items[touched_items < old_items])
+            for _ in range(int(self.partial_iterations)):
+                self._half_step(user_side, x, y, touched_users)
+                self._half_step(item_side, y, x, touched_items)
         return self
 
     def _grow_state(self, n_users: int, n_items: int, users: np.ndarray, items: np.ndarray,
