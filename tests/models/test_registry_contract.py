@@ -56,6 +56,7 @@ def _factories():
         "SVDpp": lambda: g("SVDpp")(n_factors=3, n_epochs=3, random_state=0),
         "SVD": lambda: g("SVD")(n_factors=4, n_epochs=5, random_state=0),
         "PMF": lambda: g("PMF")(n_factors=4, n_epochs=5, random_state=0),
+        "ALS": lambda: g("ALS")(factors=4, iterations=3, random_state=0),
         "SurpriseAlgorithm": lambda: g("SurpriseAlgorithm")("BaselineOnly"),
         "NMF": lambda: g("NMF")(n_factors=3, n_epochs=5, random_state=0),
         "NSVD1": lambda: g("NSVD1")(n_factors=4, n_epochs=5, random_state=0),

@@ -38,6 +38,7 @@ MODEL_MODULES: dict[str, str] = {
     "item2vec": "recforge.models.item2vec",
     "BPR": "recforge.models.factorization.bpr",
     "LMF": "recforge.models.factorization.lmf",
+    "ALS": "recforge.models.factorization.als",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions
