@@ -85,3 +85,19 @@ def test_single_id_is_a_batch_of_one():
 def test_ids_ending_in_nul_are_refused_not_merged():
     with pytest.raises(ValueError, match="ends with a NUL character"):
         IdMap.from_values(["a", "a\x00"])
+
+
+def test_grow_keeps_existing_indices_and_widens_string_ids():
+    """New string ids longer than every existing one are stored whole (not cut to the old
+    width), existing inner indices do not move, and integer maps stay integer."""
+    m = IdMap(np.array(["u0", "u1", "u2"]))
+    grown, idx = m.grow(["u1", "brand-new", "u1", "zz"])
+    assert idx.tolist() == [1, 3, 1, 4]
+    assert grown.raw.tolist() == ["u0", "u1", "u2", "brand-new", "zz"]
+    assert grown.to_inner(np.array(["brand-new"])).tolist() == [3]
+    same, idx = grown.grow(["u0"])
+    assert same is grown and idx.tolist() == [0]
+    ints, idx = IdMap(np.array([10, 20])).grow([30, 10])
+    assert ints.raw.dtype.kind == "i" and ints.raw.tolist() == [10, 20, 30] and idx.tolist() == [2, 0]
+    with pytest.raises(TypeError, match="grow"):
+        ints.grow(["a"])

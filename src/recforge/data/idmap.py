@@ -125,7 +125,9 @@ class IdMap:
         new = pd.unique(raw[idx < 0])
         if not len(new):
             return self, idx
-        grown = IdMap(np.concatenate([self.raw, np.asarray(new, dtype=self.raw.dtype if self.raw.size else None)]))
+        # the new ids keep their own (normalised) dtype: concatenation widens a string map to
+        # the longest id instead of cutting new ids to the old width
+        grown = IdMap(np.concatenate([self.raw, np.asarray(new, dtype=raw.dtype)]))
         return grown, grown.to_inner(raw)
 
     def to_raw(self, inner) -> np.ndarray:
