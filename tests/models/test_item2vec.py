@@ -23,7 +23,7 @@ def _lcg(state: int) -> int:
 
 
 def _train_python(items, offsets, keep_prob, syn0, syn1, cum, negative, window, epochs, alpha,
-                  min_alpha, seed):
+                  min_alpha, seed, contexts=0, fixed=()):
     """word2vec's skip-gram with negative sampling, one pair at a time, in plain Python."""
     state = seed
     total = len(items)
@@ -40,9 +40,19 @@ def _train_python(items, offsets, keep_prob, syn0, syn1, cum, negative, window, 
                         continue
                 kept.append(it)
             for pos, center in enumerate(kept):
-                for q, ctx in enumerate(kept):
-                    if q == pos or (window > 0 and abs(q - pos) > window):
-                        continue
+                if window <= 0 and contexts > 0:  # drawn one at a time, before its update
+                    if len(kept) < 2:
+                        break
+                    picks = [None] * contexts
+                else:
+                    picks = [q for q in range(len(kept))
+                             if q != pos and not (window > 0 and abs(q - pos) > window)]
+                for q in picks:
+                    if q is None:
+                        state = _lcg(state)
+                        q = (state >> 16) % (len(kept) - 1)
+                        q = q + 1 if q >= pos else q
+                    ctx = kept[q]
                     grad_in = np.zeros(syn0.shape[1])
                     for n in range(negative + 1):
                         if n == 0:
@@ -56,13 +66,17 @@ def _train_python(items, offsets, keep_prob, syn0, syn1, cum, negative, window, 
                             label = 0.0
                         g = (label - 1.0 / (1.0 + np.exp(-syn0[ctx] @ syn1[out]))) * lr
                         grad_in += g * syn1[out]
-                        syn1[out] += g * syn0[ctx]
-                    syn0[ctx] += grad_in
+                        if out not in fixed:
+                            syn1[out] += g * syn0[ctx]
+                    if ctx not in fixed:
+                        syn0[ctx] += grad_in
     return state
 
 
-@pytest.mark.parametrize("window, sample", [(0, 0.0), (1, 0.02), (2, 0.0), (0, 0.05)])
-def test_kernel_equals_the_python_transcription(window, sample):
+@pytest.mark.parametrize("window, sample, contexts, fixed", [
+    (0, 0.0, 0, ()), (1, 0.02, 0, ()), (2, 0.0, 0, ()), (0, 0.05, 0, ()),
+    (0, 0.0, 3, ()), (0, 0.05, 2, ()), (0, 0.0, 3, (1, 4)), (1, 0.0, 0, (2,))])
+def test_kernel_equals_the_python_transcription(window, sample, contexts, fixed):
     rng = np.random.default_rng(3)
     items = np.array([0, 1, 2, 3, 1, 2, 4, 0, 0, 3, 4, 5, 2, 1], dtype=np.int64)
     offsets = np.array([0, 4, 7, 11, 14], dtype=np.int64)
@@ -72,13 +86,20 @@ def test_kernel_equals_the_python_transcription(window, sample):
     syn0 = (rng.random((7, 4)) - 0.5) / 4
     syn1 = rng.normal(0, 0.1, (7, 4))
     a0, a1, b0, b1 = syn0.copy(), syn1.copy(), syn0.copy(), syn1.copy()
-    s_kernel = train_sgns(items, offsets, keep, a0, a1, cum, 3, window, 2, 0.05, 0.001, 12345)
-    s_python = _train_python(items, offsets, keep, b0, b1, cum, 3, window, 2, 0.05, 0.001, 12345)
+    mask = np.zeros(7, dtype=bool)
+    mask[list(fixed)] = True
+    s_kernel = train_sgns(items, offsets, keep, a0, a1, cum, 3, window, 2, 0.05, 0.001, 12345,
+                          contexts, mask if fixed else np.zeros(0, dtype=bool))
+    s_python = _train_python(items, offsets, keep, b0, b1, cum, 3, window, 2, 0.05, 0.001, 12345,
+                             contexts, fixed)
     assert int(s_kernel) == s_python
     np.testing.assert_allclose(a0, b0, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(a1, b1, rtol=1e-12, atol=1e-14)
     assert not np.allclose(a0, syn0)  # it trained
     np.testing.assert_array_equal(a1[6], syn1[6])
+    for k in fixed:  # fixed items are read, never written
+        np.testing.assert_array_equal(a0[k], syn0[k])
+        np.testing.assert_array_equal(a1[k], syn1[k])
 
 
 def test_negative_weights_follow_the_unigram_power():
@@ -124,7 +145,7 @@ def test_two_fits_with_one_seed_agree_and_another_seed_differs():
 
 def test_scores_are_cosines_with_the_mean_history_vector():
     data = contract_data()
-    model = Item2Vec(vector_size=8, epochs=3, random_state=0).fit(data)
+    model = Item2Vec(vector_size=8, epochs=3, scoring="cosine", random_state=0).fit(data)
     v = model.item_vectors_.astype(np.float64)
     np.testing.assert_allclose(np.linalg.norm(v[data.item_counts > 0], axis=1), 1.0, rtol=1e-6)
     assert np.all(v[data.item_counts == 0] == 0)  # item 113: no vector
@@ -165,3 +186,39 @@ def test_threshold_drops_low_values_and_min_count_rare_items():
 def test_bad_hyperparameters_are_named(params, field):
     with pytest.raises(ValueError, match=f"item2vec: {field}"):
         Item2Vec(**params).fit(contract_data())
+
+
+def test_context_scoring_is_the_mean_input_vector_against_output_vectors():
+    data = contract_data()
+    model = Item2Vec(vector_size=8, epochs=3, random_state=0).fit(data)
+    assert model.scoring == "context"
+    u, v = model.input_vectors_.astype(np.float64), model.output_vectors_.astype(np.float64)
+    rec_hist = [1, 4, 5]
+    want = v @ u[rec_hist].mean(axis=0)
+    got = model.score_inner(np.array([-1]), history=np.eye(data.n_items)[rec_hist].sum(axis=0)[None])
+    np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-6)
+    check_fold_in_exact(model, data)
+
+
+def test_partial_fit_places_new_items_beside_their_group_and_keeps_old_vectors():
+    data = _planted()
+    raw_items = data.item_map.raw
+    newest = np.isin(data.items, data.item_map.to_inner([1005, 1011]))  # one item of groups 0, 1
+    late_users = data.users >= 200
+    first = data.subset(~newest & ~late_users)
+    model = Item2Vec(vector_size=16, epochs=10, random_state=1).fit(first)
+    before = model.input_vectors_.copy()
+    rest = data.subset(newest | late_users)
+    rest = type(rest).from_arrays(data.user_map.raw[rest.users], raw_items[rest.items],
+                                  rest.values, timestamps=rest.timestamps)
+    model.partial_fit(rest)
+    assert model.n_items_ == data.n_items and model.n_users_ == data.n_users
+    assert model.user_vectors_.shape == (data.n_users, 16)
+    had = np.any(before != 0, axis=1)  # 1005 and 1011 are in the map but had no vector
+    assert had.sum() == before.shape[0] - 2
+    np.testing.assert_array_equal(model.input_vectors_[:before.shape[0]][had], before[had])
+    for item, group in ((1005, 0), (1011, 1)):
+        sims = model.similar_items([item], k=3)
+        assert set((sims.items[0].astype(int) - 1000) // 6) == {group}
+    rec = model.recommend(history=[[1006, 1007, 1008]], k=6)  # group 1 history
+    assert 1011 in set(rec.items[0].astype(int))

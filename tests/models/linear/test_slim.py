@@ -64,3 +64,45 @@ def test_scores_are_the_history_times_w_and_threads_do_not_change_them():
 def test_bad_hyperparameters_are_named(params, field):
     with pytest.raises(ValueError, match=f"SLIM: {field}"):
         SLIM(**params).fit(contract_data())
+
+
+def _split_new(seed=2):
+    """Tiny feedback in raw ids; the last 5 users and the last 3 items arrive later."""
+    from recforge.data import Interactions
+
+    x = _feedback(seed=seed, shape=(40, 15), density=0.35)
+    u, i = np.nonzero(x)
+    late = (u >= 35) | (i >= 12)
+    part = lambda m: Interactions.from_arrays(u[m] + 100, i[m] + 500, np.ones(m.sum()),  # noqa: E731
+                                              kind="implicit")
+    return part(~late), part(late), part(np.ones(u.size, bool))
+
+
+@pytest.mark.parametrize("resolve", ["new", "touched"])
+def test_partial_fit_grows_and_solves_the_new_columns_as_a_refit(resolve):
+    old, new, full = _split_new()
+    kw = dict(alpha=2e-3, l1_ratio=0.3, max_iter=10_000, tol=1e-12, num_threads=1)
+    model = SLIM(**kw).fit(old)
+    before = model.weights_.toarray()
+    model.partial_fit(new, resolve=resolve)
+    refit = SLIM(**kw).fit(full)
+    assert model.n_users_ == 40 and model.n_items_ == 15
+    order = model.item_map_.to_inner(refit.item_map_.raw)  # refit's items in the model's order
+    want = refit.weights_.toarray()
+    got = model.weights_.toarray()[np.ix_(order, order)]
+    new_cols = model.item_map_.to_inner(np.arange(512, 515))
+    new_in_refit = refit.item_map_.to_inner(np.arange(512, 515))
+    # a column's problem depends on X and the penalties only: the new items' columns are the
+    # refit's to the solver's tolerance (strictly convex, l1_ratio < 1)
+    np.testing.assert_allclose(model.weights_.toarray()[:, new_cols][order],
+                               want[:, new_in_refit], atol=1e-6)
+    if resolve == "new":  # the old columns are kept
+        np.testing.assert_array_equal(model.weights_.toarray()[:12, :12], before.astype(np.float32))
+    else:  # every old column is touched here: all equal the refit's
+        assert model.resolved_columns_ == 15
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    hist = np.ones((1, 15))
+    hist[0, new_cols] = 0.0  # old items only: the new items are recommended from them
+    assert model.score_inner(np.array([-1]), history=hist)[0, new_cols].min() > 0
+    with pytest.raises(ValueError, match="resolve"):
+        model.partial_fit(new, resolve="all")

@@ -28,13 +28,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 
 from ...data.interactions import Interactions
 from ..base import FOLD_IN, INCREMENTAL, RANKING, Recommender, register
 from ..feedback import check_feedback_params, implicit_feedback
 from ..query import FallbackLog, History
-from ._common import check_positive, history_feedback
+from ._common import check_positive, grow_feedback, grow_maps, history_feedback
 
 #: Bytes per squared item count the fit holds at its peak: the float64 Gram matrix, its float64
 #: inverse (turned into B in place) and the float32 B kept for scoring.
@@ -128,30 +127,11 @@ class EASE(Recommender):
         if not isinstance(interactions, Interactions):
             raise TypeError(f"EASE.partial_fit expects Interactions, got {type(interactions).__name__}")
         l2 = self._check_params()
-        user_map, new_users = self.user_map_.grow(interactions.user_map.raw)
-        item_map, new_items = self.item_map_.grow(interactions.item_map.raw)
-        self._check_memory(len(item_map))
         fb = implicit_feedback(interactions, self.threshold, bool(self.binarize))
-        added = fb.matrix.tocoo()
-        shape = (len(user_map), len(item_map))
-        old = self.feedback_.tocoo()
-        grown = sp.csr_matrix((np.concatenate([old.data, added.data]),
-                               (np.concatenate([old.row, new_users[added.row]]),
-                                np.concatenate([old.col, new_items[added.col]]))), shape=shape)
-        grown.sum_duplicates()
-        if self.binarize:
-            grown.data[:] = 1.0
-        grown.sort_indices()
-        self.user_map_, self.n_users_ = user_map, shape[0]
-        self.item_map_, self.n_items_ = item_map, shape[1]
-        counts = np.zeros(shape[0], np.int64)
-        counts[:self.user_counts_.size] = self.user_counts_
-        self.user_counts_ = counts + np.bincount(new_users[interactions.users], minlength=shape[0])
-        pop = np.zeros(shape[1], np.float32)
-        pop[:self.item_popularity_.size] = self.item_popularity_
-        self.item_popularity_ = pop + np.bincount(new_items[interactions.items],
-                                                  minlength=shape[1]).astype(np.float32)
-        self.feedback_ = grown
+        self._check_memory(len(self.item_map_.grow(interactions.item_map.raw)[0]))
+        new_users, new_items = grow_maps(self, interactions)
+        self.feedback_ = grow_feedback(self.feedback_, fb.matrix, new_users, new_items,
+                                       (self.n_users_, self.n_items_), bool(self.binarize))
         self.feedback_dropped_ = int(self.feedback_dropped_) + fb.dropped
         self._refit(l2)
         return self
