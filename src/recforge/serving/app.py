@@ -19,13 +19,15 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
 from .config import Settings, read_tokens
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .schemas import ClickIn, EventsIn, QueryIn, RegisterIn
 from .service import Service, ServiceError
-from .store import Event, SQLiteStore
+from .store import Event, SQLiteStore, StoreError
 from .versions import ModelVersions, VersionError
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,11 @@ def _id_path():
     """A raw id in the URL (a fresh parameter object per route)."""
     return Path(min_length=1, max_length=256)
 
+
+#: ``Authorization: Bearer TOKEN`` (declared in the OpenAPI schema as the writes' security).
+BearerCredentials = Annotated[
+    HTTPAuthorizationCredentials | None,
+    Depends(HTTPBearer(auto_error=False, description="a token from the service's token file"))]
 
 #: Item ids in a query string: repeat the parameter or separate ids with commas.
 IdList = Annotated[list[str] | None, Query(description="item ids (repeat or comma-separate)")]
@@ -129,11 +136,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     app.add_middleware(_Guard, max_body=settings.limits.max_body_bytes, metrics=metrics)
 
-    def require_token(request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
+    def require_token(credentials: BearerCredentials) -> None:
+        given = credentials.credentials if credentials is not None else ""
         ok = False
-        if scheme.lower() == "bearer" and given:
+        if given:
             for token in tokens:  # compare with every token: no early exit to time
                 ok |= hmac.compare_digest(given.encode(), token.encode())
         if not ok:
@@ -148,6 +154,17 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(VersionError)
     async def _version_error(request: Request, exc: VersionError):
         return JSONResponse({"detail": str(exc), "field": None}, status_code=exc.status)
+
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, exc: StoreError):
+        logger.error("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": str(exc), "field": None, "error": "store unavailable"},
+                            status_code=503, headers={"Retry-After": "30"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"detail": exc.detail, "field": None}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
