@@ -104,6 +104,17 @@ class _Guard:
                                     status=str(status["code"])).observe(time.perf_counter() - start)
 
 
+class ErrorResponse(JSONResponse):
+    """An error body as ASCII JSON: an input echoed back in it (a field name, a dict key) may
+    hold text that is not valid UTF-8, which must not turn a 4xx into a 500."""
+
+    def render(self, content) -> bytes:
+        import json
+
+        return json.dumps(content, ensure_ascii=True, allow_nan=False,
+                          separators=(",", ":")).encode("ascii")
+
+
 async def _send_json(send, status: int, body: dict) -> None:
     import json
 
@@ -149,31 +160,35 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError):
-        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=exc.status)
+        return ErrorResponse({"detail": str(exc), "field": exc.field}, status_code=exc.status)
 
     @app.exception_handler(VersionError)
     async def _version_error(request: Request, exc: VersionError):
-        return JSONResponse({"detail": str(exc), "field": None}, status_code=exc.status)
+        return ErrorResponse({"detail": str(exc), "field": None}, status_code=exc.status)
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError):
         logger.error("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": str(exc), "field": None, "error": "store unavailable"},
-                            status_code=503, headers={"Retry-After": "30"})
+        return ErrorResponse({"detail": str(exc), "field": None, "error": "store unavailable"},
+                             status_code=503, headers={"Retry-After": "30"})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"detail": exc.detail, "field": None}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return ErrorResponse({"detail": exc.detail, "field": None}, status_code=exc.status_code,
+                             headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+        errors = jsonable_encoder([{k: v for k, v in e.items() if k != "input"}  # not echoed
+                                   for e in exc.errors()], custom_encoder={Exception: str})
         first = errors[0] if errors else {}
-        field = ".".join(str(p) for p in first.get("loc", ()))
+        # the path to the field, without pydantic's union-branch tags ("list[union[...]]")
+        field = ".".join(str(p) for p in first.get("loc", ())
+                         if not (isinstance(p, str) and ("[" in p or p.startswith(
+                             ("constrained-", "function-")))))
         msg = first.get("msg", "invalid request")
-        return JSONResponse({"detail": f"{field}: {msg}", "field": field, "errors": errors},
-                            status_code=422)
+        return ErrorResponse({"detail": f"{field}: {msg}", "field": field, "errors": errors},
+                             status_code=422)
 
     # ------------------------------------------------------------------ probes
     @app.get("/health", tags=["probes"])
@@ -270,7 +285,7 @@ def create_app(settings: Settings) -> FastAPI:
         return {"live": lv.version, "model": lv.model.name}
 
     @app.post("/models/{version}/promote", tags=["models"], dependencies=[Depends(require_token)])
-    def promote(version: int):
+    def promote(version: int = Path(ge=1, le=2**63 - 1)):
         lv = versions.promote(version)
         return {"live": lv.version, "model": lv.model.name}
 
