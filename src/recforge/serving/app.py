@@ -13,12 +13,13 @@ import hmac
 import logging
 import os
 import time
+from importlib import resources
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -33,6 +34,9 @@ from .versions import ModelVersions, VersionError
 logger = logging.getLogger(__name__)
 
 SETTINGS_ENV = "RECFORGE_SERVE_SETTINGS"
+
+#: The demo web page served at ``/`` (package data).
+PAGE = resources.files("recforge.serving").joinpath("static", "index.html")
 
 
 def _id_path():
@@ -189,6 +193,13 @@ def create_app(settings: Settings) -> FastAPI:
         msg = first.get("msg", "invalid request")
         return ErrorResponse({"detail": f"{field}: {msg}", "field": field, "errors": errors},
                              status_code=422)
+
+    # ------------------------------------------------------------------ the web page
+    @app.get("/", include_in_schema=False)
+    def page():
+        """A demo page (``static/index.html``): a user's or an anonymous session's history,
+        recommendations and similar items; clicking an item adds it (with the write token)."""
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"))
 
     # ------------------------------------------------------------------ probes
     @app.get("/health", tags=["probes"])
