@@ -69,6 +69,7 @@ def test_event_changes_next_recommendation_knn(client):
     hist = client.get("/users/4/history").json()
     assert [e["item"] for e in hist["training"]] == [30, 40]
     assert [e["item"] for e in hist["events"]] == ["10"]
+    assert [e["title"] for e in hist["training"] + hist["events"]] == ["Thirty Adult", "Forty", "Ten"]
 
 
 def test_event_changes_next_recommendation_session_model(make_client):

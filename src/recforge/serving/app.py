@@ -13,30 +13,41 @@ import hmac
 import logging
 import os
 import time
+from importlib import resources
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
 from .config import Settings, read_tokens
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .schemas import ClickIn, EventsIn, QueryIn, RegisterIn
 from .service import Service, ServiceError
-from .store import Event, SQLiteStore
+from .store import Event, SQLiteStore, StoreError
 from .versions import ModelVersions, VersionError
 
 logger = logging.getLogger(__name__)
 
 SETTINGS_ENV = "RECFORGE_SERVE_SETTINGS"
 
+#: The demo web page served at ``/`` (package data).
+PAGE = resources.files("recforge.serving").joinpath("static", "index.html")
+
 
 def _id_path():
     """A raw id in the URL (a fresh parameter object per route)."""
     return Path(min_length=1, max_length=256)
 
+
+#: ``Authorization: Bearer TOKEN`` (declared in the OpenAPI schema as the writes' security).
+BearerCredentials = Annotated[
+    HTTPAuthorizationCredentials | None,
+    Depends(HTTPBearer(auto_error=False, description="a token from the service's token file"))]
 
 #: Item ids in a query string: repeat the parameter or separate ids with commas.
 IdList = Annotated[list[str] | None, Query(description="item ids (repeat or comma-separate)")]
@@ -97,6 +108,17 @@ class _Guard:
                                     status=str(status["code"])).observe(time.perf_counter() - start)
 
 
+class ErrorResponse(JSONResponse):
+    """An error body as ASCII JSON: an input echoed back in it (a field name, a dict key) may
+    hold text that is not valid UTF-8, which must not turn a 4xx into a 500."""
+
+    def render(self, content) -> bytes:
+        import json
+
+        return json.dumps(content, ensure_ascii=True, allow_nan=False,
+                          separators=(",", ":")).encode("ascii")
+
+
 async def _send_json(send, status: int, body: dict) -> None:
     import json
 
@@ -129,11 +151,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     app.add_middleware(_Guard, max_body=settings.limits.max_body_bytes, metrics=metrics)
 
-    def require_token(request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
+    def require_token(credentials: BearerCredentials) -> None:
+        given = credentials.credentials if credentials is not None else ""
         ok = False
-        if scheme.lower() == "bearer" and given:
+        if given:
             for token in tokens:  # compare with every token: no early exit to time
                 ok |= hmac.compare_digest(given.encode(), token.encode())
         if not ok:
@@ -143,20 +164,42 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError):
-        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=exc.status)
+        return ErrorResponse({"detail": str(exc), "field": exc.field}, status_code=exc.status)
 
     @app.exception_handler(VersionError)
     async def _version_error(request: Request, exc: VersionError):
-        return JSONResponse({"detail": str(exc), "field": None}, status_code=exc.status)
+        return ErrorResponse({"detail": str(exc), "field": None}, status_code=exc.status)
+
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, exc: StoreError):
+        logger.error("%s %s: %s", request.method, request.url.path, exc)
+        return ErrorResponse({"detail": str(exc), "field": None, "error": "store unavailable"},
+                             status_code=503, headers={"Retry-After": "30"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        return ErrorResponse({"detail": exc.detail, "field": None}, status_code=exc.status_code,
+                             headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+        errors = jsonable_encoder([{k: v for k, v in e.items() if k != "input"}  # not echoed
+                                   for e in exc.errors()], custom_encoder={Exception: str})
         first = errors[0] if errors else {}
-        field = ".".join(str(p) for p in first.get("loc", ()))
+        # the path to the field, without pydantic's union-branch tags ("list[union[...]]")
+        field = ".".join(str(p) for p in first.get("loc", ())
+                         if not (isinstance(p, str) and ("[" in p or p.startswith(
+                             ("constrained-", "function-")))))
         msg = first.get("msg", "invalid request")
-        return JSONResponse({"detail": f"{field}: {msg}", "field": field, "errors": errors},
-                            status_code=422)
+        return ErrorResponse({"detail": f"{field}: {msg}", "field": field, "errors": errors},
+                             status_code=422)
+
+    # ------------------------------------------------------------------ the web page
+    @app.get("/", include_in_schema=False)
+    def page():
+        """A demo page (``static/index.html``): a user's or an anonymous session's history,
+        recommendations and similar items; clicking an item adds it (with the write token)."""
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"))
 
     # ------------------------------------------------------------------ probes
     @app.get("/health", tags=["probes"])
@@ -253,7 +296,7 @@ def create_app(settings: Settings) -> FastAPI:
         return {"live": lv.version, "model": lv.model.name}
 
     @app.post("/models/{version}/promote", tags=["models"], dependencies=[Depends(require_token)])
-    def promote(version: int):
+    def promote(version: int = Path(ge=1, le=2**63 - 1)):
         lv = versions.promote(version)
         return {"live": lv.version, "model": lv.model.name}
 

@@ -11,17 +11,24 @@ import numpy as np
 
 from ..data.idmap import IdMap
 
+_INT64 = np.iinfo(np.int64)
+
 
 def _as_int(value) -> int | None:
+    """``value`` as an int64 id, or None when it cannot be one (text, out of range)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, np.integer)):
-        return int(value)
-    try:
-        text = str(value).strip()
-        return int(text) if text.lstrip("+-").isdigit() else None
-    except (TypeError, ValueError):
-        return None
+        number = int(value)
+    else:
+        try:
+            text = str(value).strip()
+            if not (text.lstrip("+-").isascii() and text.lstrip("+-").isdigit()):
+                return None
+            number = int(text)
+        except (TypeError, ValueError):
+            return None
+    return number if _INT64.min <= number <= _INT64.max else None
 
 
 def to_model_ids(values, idmap: IdMap) -> tuple[np.ndarray, np.ndarray]:

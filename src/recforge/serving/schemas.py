@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+
+def _path(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
 
 #: A raw id as JSON gives it: text (at most 256 characters) or an integer.
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256)] | int
@@ -62,5 +76,6 @@ class ClickIn(_Strict):
 class RegisterIn(_Strict):
     """A saved model directory, relative to the models root (or absolute inside it)."""
 
-    path: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    path: Annotated[str, StringConstraints(min_length=1, max_length=1024),
+                    AfterValidator(_path)]
     promote: bool = False

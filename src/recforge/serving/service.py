@@ -306,7 +306,11 @@ class Service:
             if times is not None:
                 for entry, t in zip(training, times.tolist(), strict=True):
                     entry["timestamp"] = float(t)
-        events = self.store.user_events(user, limit=limit)
-        return {"user": user, "training": training,
-                "events": [{"item": e.item, "value": e.value, "timestamp": e.timestamp,
-                            "session": e.session} for e in events]}
+        events = [{"item": e.item, "value": e.value, "timestamp": e.timestamp,
+                   "session": e.session} for e in self.store.user_events(user, limit=limit)]
+        if lv is not None and lv.bundle.titles:
+            for entry in training + events:
+                title = lv.title(entry["item"])
+                if title is not None:
+                    entry["title"] = title
+        return {"user": user, "training": training, "events": events}

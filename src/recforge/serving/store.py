@@ -7,12 +7,18 @@ fsynced), and each thread gets its own connection, so one file can be shared by 
 worker threads and processes (SQLite serialises writers; ``busy_timeout`` makes a writer wait
 for another instead of failing).
 
+A store that cannot be written (a read-only file or directory, a full disk, a lock held past
+the timeout) raises :class:`StoreError`, which the service answers with 503: reads go on, and
+a write is either committed or refused, never half done.
+
 Ids are stored as text: raw ids arrive as strings in URLs and as strings or numbers in JSON
 bodies, and the service maps them onto each model's id type when it builds a query.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -20,7 +26,14 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
+
+#: Test hook (fault-injection tests only): when set to ``1``, every connection opens the file
+#: read-only (SQLite's ``mode=ro``), as if the file could not be written; it stands in for
+#: ``chmod a-w`` where that has no effect (the superuser writes read-only files anyway).
+READ_ONLY_ENV = "RECFORGE_TEST_STORE_READ_ONLY"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,6 +53,11 @@ CREATE TABLE IF NOT EXISTS promotions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, version INTEGER NOT NULL, at REAL NOT NULL
 );
 """
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked (not writable, disk full, locked, unreadable); the
+    message names the store file and SQLite's reason."""
 
 
 @dataclass(frozen=True)
@@ -125,21 +143,31 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        conn = self._conn()
-        with conn:
-            conn.executescript(_SCHEMA)
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                         (str(SCHEMA_VERSION),))
-        found = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-        if int(found) != SCHEMA_VERSION:
-            raise ValueError(f"{self.path}: store schema version {found}, this recforge reads "
-                             f"{SCHEMA_VERSION}")
+        try:
+            conn = self._conn()
+            try:
+                with conn:
+                    conn.executescript(_SCHEMA)
+                    conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                                 (str(SCHEMA_VERSION),))
+            except sqlite3.OperationalError as exc:
+                # a store that cannot be written still serves reads, if it was set up before
+                logger.warning("%s: store opened without write access (%s)", self.path, exc)
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            raise ValueError(f"{self.path}: store schema version {row and row[0]}, this recforge "
+                             f"reads {SCHEMA_VERSION}")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
-                                   check_same_thread=False)
+            target, uri = self.path, False
+            if os.environ.get(READ_ONLY_ENV) == "1":
+                target, uri = f"{self.path.resolve().as_uri()}?mode=ro", True
+            conn = sqlite3.connect(target, timeout=self.timeout, isolation_level=None,
+                                   check_same_thread=False, uri=uri)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
@@ -149,15 +177,28 @@ class SQLiteStore(Store):
         return conn
 
     def _write(self, sql: str, rows) -> sqlite3.Cursor:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        """One statement (or one per row of a list) in its own transaction, committed (and,
+        with ``synchronous=FULL``, on disk) before returning; :class:`StoreError` otherwise."""
         try:
-            cur = conn.executemany(sql, rows) if isinstance(rows, list) else conn.execute(sql, rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = (conn.executemany(sql, rows) if isinstance(rows, list)
+                       else conn.execute(sql, rows))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store {self.path} cannot be written: {exc}") from None
         return cur
+
+    def _read(self, sql: str, args=()) -> list[tuple]:
+        try:
+            return self._conn().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store {self.path} cannot be read: {exc}") from None
 
     # ------------------------------------------------------------------ events
     def add_events(self, events: Iterable[Event]) -> int:
@@ -176,7 +217,7 @@ class SQLiteStore(Store):
         if limit is not None:
             sql += " LIMIT ?"
             args = (key, int(limit))
-        rows = self._conn().execute(sql, args).fetchall()
+        rows = self._read(sql, args)
         return [Event(*row) for row in reversed(rows)]
 
     def user_events(self, user: str, limit: int | None = None) -> list[Event]:
@@ -186,7 +227,7 @@ class SQLiteStore(Store):
         return self._events("session", session, limit)
 
     def count_events(self) -> int:
-        return int(self._conn().execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        return int(self._read("SELECT COUNT(*) FROM events")[0][0])
 
     # ------------------------------------------------------------------ model versions
     def add_version(self, path: str, model: str | None, digest: str | None, status: str,
@@ -197,23 +238,22 @@ class SQLiteStore(Store):
         return self.version(int(cur.lastrowid))  # type: ignore[return-value]
 
     def versions(self) -> list[VersionRecord]:
-        rows = self._conn().execute("SELECT * FROM model_versions ORDER BY version").fetchall()
+        rows = self._read("SELECT * FROM model_versions ORDER BY version")
         return [VersionRecord(*row) for row in rows]
 
     def version(self, version: int) -> VersionRecord | None:
-        row = self._conn().execute("SELECT * FROM model_versions WHERE version = ?",
-                                   (int(version),)).fetchone()
-        return VersionRecord(*row) if row else None
+        rows = self._read("SELECT * FROM model_versions WHERE version = ?", (int(version),))
+        return VersionRecord(*rows[0]) if rows else None
 
     def promote(self, version: int) -> None:
         self._write("INSERT INTO promotions (version, at) VALUES (?, ?)", (int(version), time.time()))
 
     def live_version(self) -> int | None:
-        row = self._conn().execute("SELECT version FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
-        return int(row[0]) if row else None
+        rows = self._read("SELECT version FROM promotions ORDER BY id DESC LIMIT 1")
+        return int(rows[0][0]) if rows else None
 
     def promotion_history(self) -> list[int]:
-        return [int(r[0]) for r in self._conn().execute("SELECT version FROM promotions ORDER BY id")]
+        return [int(r[0]) for r in self._read("SELECT version FROM promotions ORDER BY id")]
 
     def ping(self) -> bool:
         try:

@@ -14,6 +14,7 @@ most every ``refresh_seconds`` and swaps when another worker promoted.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,30 @@ from .config import Rules
 from .store import Store, VersionRecord
 
 logger = logging.getLogger(__name__)
+
+
+#: Test hook (fault-injection tests only): ``STEP:VERSION:FILE`` makes
+#: :meth:`ModelVersions.promote` of VERSION write this process's id to FILE and sleep at STEP
+#: (``loaded``: the version is loaded and checked, its promotion not yet recorded;
+#: ``recorded``: recorded in the store, this process not yet switched to it), so that a test
+#: can kill the process at exactly that point.
+PAUSE_ENV = "RECFORGE_TEST_PAUSE_PROMOTION"
+
+
+def _test_pause(step: str, version: int) -> None:
+    hook = os.environ.get(PAUSE_ENV)
+    if not hook:
+        return
+    at, wanted, path = hook.split(":", 2)
+    if at != step or int(wanted) != version:
+        return
+    target = Path(path)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(f"{os.getpid()}\n")
+    os.replace(partial, target)
+    logger.warning("test hook %s: promotion paused at %r in process %d", PAUSE_ENV, step,
+                   os.getpid())
+    time.sleep(120)
 
 
 class VersionError(Exception):
@@ -178,10 +203,15 @@ class ModelVersions:
         return lv
 
     def promote(self, version: int) -> LiveVersion:
-        """Make ``version`` live: load and check it first, then swap the reference."""
+        """Make ``version`` live: load and check it first, record the promotion in the store
+        (the one step that decides what every worker, and a restarted service, serves), then
+        swap this process's reference. Promoting the live version again records nothing."""
         lv = self._get(int(version))
+        _test_pause("loaded", lv.version)
         with self._lock:
-            self.store.promote(lv.version)
+            if self.store.live_version() != lv.version:
+                self.store.promote(lv.version)
+                _test_pause("recorded", lv.version)
             self._live = lv
             self._checked_at = time.monotonic()
         logger.info("model version %d (%s) is live", lv.version, lv.bundle.path)
