@@ -19,17 +19,20 @@ def test_gradient_equals_finite_differences_of_the_log_likelihood():
     conf = np.array([1.0, 3.0, 0.5])
     neg = np.array([0, 4, 9, 9, 11], dtype=np.int64)  # a positive and a repeat among them
     grad = np.empty(6)
-    lmf_gradient(x, Y, pos, conf, neg, 0.6, grad)
+    lmf_gradient(x, Y, pos, conf, neg, 0.6, 4, grad)  # the last two coordinates: bias, 1
     h = 1e-6
-    numeric = np.array([(lmf_log_likelihood(x + h * e, Y, pos, conf, neg, 0.6)
-                         - lmf_log_likelihood(x - h * e, Y, pos, conf, neg, 0.6)) / (2 * h)
+    numeric = np.array([(lmf_log_likelihood(x + h * e, Y, pos, conf, neg, 0.6, 4)
+                         - lmf_log_likelihood(x - h * e, Y, pos, conf, neg, 0.6, 4)) / (2 * h)
                         for e in np.eye(6)])
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
-    # and the likelihood itself, term by term
+    # and the likelihood itself, term by term: the prior leaves the bias and constant alone
     s = Y @ x
     expected = (conf * (s[pos] - np.logaddexp(0, s[pos]))).sum() \
-        - np.logaddexp(0, s[neg]).sum() - 0.3 * x @ x
-    assert lmf_log_likelihood(x, Y, pos, conf, neg, 0.6) == pytest.approx(expected, rel=1e-12)
+        - np.logaddexp(0, s[neg]).sum() - 0.3 * x[:4] @ x[:4]
+    assert lmf_log_likelihood(x, Y, pos, conf, neg, 0.6, 4) == pytest.approx(expected, rel=1e-12)
+    sig = 1 / (1 + np.exp(-s))
+    data_term = (conf * (1 - sig[pos])) @ Y[pos] - sig[neg] @ Y[neg]
+    np.testing.assert_allclose(grad, data_term - 0.6 * np.r_[x[:4], 0.0, 0.0], rtol=1e-12)
 
 
 def _data():
@@ -45,6 +48,16 @@ def test_fit_does_not_depend_on_the_number_of_threads():
     assert len(a.epoch_seconds_) == 4
     c = LMF(factors=5, iterations=4, neg_prop=5, random_state=2).fit(data)
     assert not np.array_equal(a.item_factors_, c.item_factors_)
+
+
+def test_max_negatives_caps_the_draws_of_a_row():
+    data = _data()  # 25 pairs per user, 50 per item on average: 5 x those exceed the cap
+    kw = dict(factors=5, iterations=3, neg_prop=5, random_state=1)
+    uncapped = LMF(max_negatives=None, **kw).fit(data)
+    unreached = LMF(max_negatives=10**6, **kw).fit(data)
+    capped = LMF(**kw).fit(data)  # the default cap, 32
+    np.testing.assert_array_equal(uncapped.user_factors_, unreached.user_factors_)
+    assert not np.array_equal(uncapped.user_factors_, capped.user_factors_)
 
 
 def test_training_ranks_held_in_pairs_above_random_ones():
@@ -75,8 +88,8 @@ def test_fold_in_improves_the_row_likelihood_and_is_deterministic():
         folded = np.concatenate([p[r], [b[r], 1.0]])
         start = np.zeros(8)
         start[-1] = 1.0
-        assert lmf_log_likelihood(folded, Y, pos, conf, everything, 0.6) > \
-            lmf_log_likelihood(start, Y, pos, conf, everything, 0.6) + 1.0
+        assert lmf_log_likelihood(folded, Y, pos, conf, everything, 0.6, 6) > \
+            lmf_log_likelihood(start, Y, pos, conf, everything, 0.6, 6) + 1.0
 
 
 def test_partial_fit_grows_the_maps_and_recommends_new_items():
@@ -98,3 +111,5 @@ def test_bad_hyperparameters_are_named():
         LMF(neg_prop=-1).fit(_data())
     with pytest.raises(ValueError, match="alpha"):
         LMF(alpha=0.0).fit(_data())
+    with pytest.raises(ValueError, match="max_negatives"):
+        LMF(max_negatives=2.5).fit(_data())
