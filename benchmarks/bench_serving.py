@@ -323,12 +323,12 @@ def main(argv=None) -> int:
 
                 knn_users = load_bundle(knn).model.user_map_.raw
                 serve_phase("itemknn-mls", knn, "auto", knn_users, work, seconds, label="exact")
+        if "soak" not in args.skip:
+            soak(factor, users, work, soak_s, "hnsw")
         if "recall" not in args.skip:
             recall_phase(n_items, ("hnsw", "ivf"), AnnSettings())
             if not args.quick and "1m" not in args.skip:
                 recall_phase(1_000_000, ("hnsw", "ivf"), AnnSettings())
-        if "soak" not in args.skip:
-            soak(factor, users, work, soak_s, "hnsw")
     emit({"name": "machine", "cpus": os.cpu_count(), "loadavg": list(os.getloadavg())})
     return 0
 
