@@ -221,8 +221,11 @@ class Retriever:
         self.index = index
         self.kind = kind
         self.vectors = vectors
+        self._faiss = import_faiss()
 
     def search(self, query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        # the OpenMP thread count is per calling thread: set it in the request's thread
+        self._faiss.omp_set_num_threads(1)
         scores, ids = self.index.search(query, int(n))
         return scores[0], ids[0]
 
