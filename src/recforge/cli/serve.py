@@ -20,8 +20,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
+        from ..serving.ann import AnnSettings
         from ..serving.app import SETTINGS_ENV, create_app
-        from ..serving.config import ConfigError, Limits, Rules, Settings, read_config, read_tokens
+        from ..serving.config import (
+            ConfigError,
+            Limits,
+            Rules,
+            Settings,
+            read_ann,
+            read_config,
+            read_tokens,
+        )
         from ..serving.store import SQLiteStore
         from ..serving.versions import ModelVersions, VersionError
     except ImportError as e:
@@ -34,17 +43,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be at least 1")
     try:
         limits, rules = read_config(args.config) if args.config else (Limits(), Rules())
+        ann = read_ann(args.config) if args.config else AnnSettings()
+        if args.index:
+            ann.index = args.index
         if args.token_file:
             read_tokens(args.token_file)  # fail now, not in a worker
     except ConfigError as e:
         raise UsageError(str(e)) from None
     settings = Settings(models_root=str(root), store=str(store_path.resolve()),
                         token_file=str(Path(args.token_file).resolve()) if args.token_file else None,
-                        limits=limits, rules=rules)
+                        limits=limits, rules=rules, ann=ann)
     # register and promote once here, so that workers (and restarted workers) follow the store
     store = SQLiteStore(settings.store)
     try:
-        versions = ModelVersions(root, store, rules)
+        versions = ModelVersions(root, store, rules, ann=ann)
         rec = versions.register(model_dir)
         versions.promote(rec.version)
     except VersionError as e:
@@ -77,5 +89,7 @@ def add_parser(subparsers) -> None:
                                          "the folder holding MODEL_DIR)")
     p.add_argument("--token-file", help="file of bearer tokens for writes, one per line "
                                         "(without it, writes are refused)")
-    p.add_argument("--config", help="TOML file with [limits] and [rules] (stoplist)")
+    p.add_argument("--config", help="TOML file with [limits], [rules] (stoplist) and [ann]")
+    p.add_argument("--index", choices=("auto", "exact", "hnsw", "ivf"),
+                   help="retrieval index of MODEL_DIR's version (default: [ann] index, auto)")
     p.set_defaults(func=_cmd_serve)

@@ -134,7 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
     at once (an unusable one raises :class:`VersionError` naming the file)."""
     store = SQLiteStore(settings.store)
     versions = ModelVersions(settings.models_root, store, settings.rules,
-                             refresh_seconds=settings.refresh_seconds)
+                             refresh_seconds=settings.refresh_seconds, ann=settings.ann)
     if settings.model_dir is not None:
         rec = versions.register(settings.model_dir)
         versions.promote(rec.version)
@@ -274,7 +274,7 @@ def create_app(settings: Settings) -> FastAPI:
     def _record(rec, live: int | None) -> dict:
         return {"version": rec.version, "path": rec.path, "model": rec.model,
                 "status": rec.status, "message": rec.message, "created": rec.created,
-                "live": rec.version == live}
+                "live": rec.version == live, "index": store.index_info(rec.version)}
 
     @app.get("/models", tags=["models"])
     def list_models():
@@ -285,7 +285,7 @@ def create_app(settings: Settings) -> FastAPI:
     def register_model(body: RegisterIn):
         """Register a saved model directory inside the models root; it is loaded, verified
         and warmed up first (a failure is recorded as rejected and answered with 422)."""
-        rec = versions.register(body.path)
+        rec = versions.register(body.path, index=body.index)
         if body.promote:
             versions.promote(rec.version)
         return _record(rec, store.live_version())

@@ -12,6 +12,11 @@ Settings come from the ``recforge serve`` flags and an optional TOML file (``--c
     [rules]
     stoplist_items = ["13", "42"]      # never recommended
     stoplist_keywords = ["adult"]      # nor any item whose title contains one (any case)
+
+    [ann]                     # nearest-neighbour index per model version (see serving/ann.py)
+    index = "auto"            # auto | exact | hnsw | ivf; auto: exact below threshold, else hnsw
+    threshold = 50000         # catalogue size from which auto builds an HNSW index
+    target_recall = 0.95      # recall@10 that efSearch / nprobe are sized for
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from .ann import AnnSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -58,6 +65,7 @@ class Settings:
     rules: Rules = field(default_factory=Rules)
     refresh_seconds: float = 1.0  # how often a worker checks the store for another live version
     session_cache: int = 10000  # in-process session states kept (least recently used dropped)
+    ann: AnnSettings = field(default_factory=AnnSettings)  # default index of a model version
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -67,6 +75,7 @@ class Settings:
         d = json.loads(text)
         d["limits"] = Limits(**d.get("limits", {}))
         d["rules"] = Rules(**d.get("rules", {}))
+        d["ann"] = AnnSettings(**d.get("ann", {}))
         return cls(**d)
 
 
@@ -81,8 +90,8 @@ def read_config(path) -> tuple[Limits, Rules]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     for key in conf:
-        if key not in ("limits", "rules"):
-            raise ConfigError(f"{path}: unknown section [{key}] (known: limits, rules)")
+        if key not in ("limits", "rules", "ann"):
+            raise ConfigError(f"{path}: unknown section [{key}] (known: limits, rules, ann)")
     limits = Limits()
     for key, value in conf.get("limits", {}).items():
         if key not in Limits.__dataclass_fields__:
@@ -100,6 +109,28 @@ def read_config(path) -> tuple[Limits, Rules]:
             raise ConfigError(f"{path}: [rules] {key} must be a list of strings")
         setattr(rules, key, [str(v) for v in value])
     return limits, rules
+
+
+def read_ann(path) -> AnnSettings:
+    """The ``[ann]`` section of a TOML config file (defaults where absent)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            conf = tomllib.load(f).get("ann", {})
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    ann = AnnSettings()
+    for key, value in conf.items():
+        if key not in AnnSettings.__dataclass_fields__:
+            raise ConfigError(f"{path}: unknown key {key!r} in [ann] (known: "
+                              f"{', '.join(AnnSettings.__dataclass_fields__)})")
+        setattr(ann, key, value)
+    try:
+        return ann.check(f"{path}: [ann]")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def read_tokens(path) -> list[str]:

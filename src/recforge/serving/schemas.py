@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -79,3 +79,7 @@ class RegisterIn(_Strict):
     path: Annotated[str, StringConstraints(min_length=1, max_length=1024),
                     AfterValidator(_path)]
     promote: bool = False
+    index: Literal["auto", "exact", "hnsw", "ivf"] | None = Field(
+        None, description="retrieval index of the version (default: the service's [ann] index): "
+                          "exact (faiss flat), hnsw, ivf, or auto (exact scoring below the "
+                          "size threshold, hnsw above)")

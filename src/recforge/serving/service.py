@@ -160,9 +160,9 @@ class Service:
             ids, known = to_model_ids([user], user_map)
             if known[0]:
                 users = ids[:1].tolist()
-        rec = model.recommend(users, k, history=self._history_row(model, items, values),
-                              exclude=self._exclude(lv, exclude),
-                              candidates=self._candidates(lv, candidates))
+        rec = lv.recommend(users, k, history=self._history_row(model, items, values),
+                           exclude=self._exclude(lv, exclude),
+                           candidates=self._candidates(lv, candidates))
         out = self._answer(lv, rec, user=user)
         if unknown:
             out["notes"]["stored event with an item the model does not know: skipped"] = unknown
@@ -183,10 +183,10 @@ class Service:
         else:
             ids, known = to_model_ids(history, model.item_map_)
             vals = [1.0] * int(known.sum())
-        rec = model.recommend(None, k, history=self._history_row(model, ids[known].tolist(), vals),
-                              exclude=self._exclude(lv, exclude),
-                              candidates=self._candidates(lv, candidates),
-                              exclude_seen=exclude_seen)
+        rec = lv.recommend(None, k, history=self._history_row(model, ids[known].tolist(), vals),
+                           exclude=self._exclude(lv, exclude),
+                           candidates=self._candidates(lv, candidates),
+                           exclude_seen=exclude_seen)
         out = self._answer(lv, rec)
         if (~known).any():
             out["notes"]["unknown item in history: dropped"] = int((~known).sum())
@@ -226,10 +226,10 @@ class Service:
         ids, known = to_model_ids([e.item for e in events], model.item_map_)
         if SESSION not in model.capabilities:
             vals = [e.value for e, ok in zip(events, known, strict=True) if ok]
-            rec = model.recommend(None, k, history=self._history_row(model, ids[known].tolist(), vals),
-                                  exclude=self._exclude(lv, exclude),
-                                  candidates=self._candidates(lv, candidates),
-                                  exclude_seen=exclude_seen)
+            rec = lv.recommend(None, k, history=self._history_row(model, ids[known].tolist(), vals),
+                               exclude=self._exclude(lv, exclude),
+                               candidates=self._candidates(lv, candidates),
+                               exclude_seen=exclude_seen)
             return self._answer(lv, rec, session=session, events=len(events))
         inner = model.item_map_.to_inner(ids[known].tolist(), missing="mask") if known.any() \
             else np.empty(0, np.int64)

@@ -17,6 +17,7 @@ bodies, and the service maps them onto each model's id type when it builds a que
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -48,6 +49,9 @@ CREATE TABLE IF NOT EXISTS model_versions (
     version INTEGER PRIMARY KEY AUTOINCREMENT,
     path TEXT NOT NULL, model TEXT, digest TEXT,
     status TEXT NOT NULL, message TEXT, created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS version_indexes (
+    version INTEGER PRIMARY KEY, info TEXT NOT NULL, at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS promotions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, version INTEGER NOT NULL, at REAL NOT NULL
@@ -113,6 +117,14 @@ class Store:
         raise NotImplementedError
 
     def version(self, version: int) -> VersionRecord | None:
+        raise NotImplementedError
+
+    def record_index(self, version: int, info: dict) -> None:
+        """Record what retrieval index a version was built with (kind, recall, build time)."""
+        raise NotImplementedError
+
+    def index_info(self, version: int) -> dict | None:
+        """The latest :meth:`record_index` of ``version``, or None."""
         raise NotImplementedError
 
     def promote(self, version: int) -> None:
@@ -244,6 +256,15 @@ class SQLiteStore(Store):
     def version(self, version: int) -> VersionRecord | None:
         rows = self._read("SELECT * FROM model_versions WHERE version = ?", (int(version),))
         return VersionRecord(*rows[0]) if rows else None
+
+    def record_index(self, version: int, info: dict) -> None:
+        self._write("INSERT OR REPLACE INTO version_indexes (version, info, at) VALUES (?, ?, ?)",
+                    (int(version), json.dumps(info), time.time()))
+
+    def index_info(self, version: int) -> dict | None:
+        row = self._conn().execute("SELECT info FROM version_indexes WHERE version = ?",
+                                   (int(version),)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def promote(self, version: int) -> None:
         self._write("INSERT INTO promotions (version, at) VALUES (?, ?)", (int(version), time.time()))

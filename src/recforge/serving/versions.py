@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..models.base import SESSION, SIMILAR_ITEMS, ModelFileError
+from .ann import AnnSettings, AnnUnavailable, IndexInfo, Retriever, build_retriever, import_faiss
 from .bundle import Bundle, load_bundle
 from .config import Rules
 from .store import Store, VersionRecord
@@ -69,10 +70,19 @@ class LiveVersion:
     version: int
     bundle: Bundle
     stoplist: list = field(default_factory=list)  # raw item ids (model type) never recommended
+    retriever: Retriever | None = None  # the ANN index, when one serves this version
+    index: IndexInfo | None = None
 
     @property
     def model(self):
         return self.bundle.model
+
+    def recommend(self, users=None, k: int = 10, **query):
+        """One query row's top-k: through the version's index when it has one, else the
+        model's own :meth:`~recforge.models.base.Recommender.recommend`."""
+        if self.retriever is not None:
+            return self.retriever.recommend(users, k, **query)
+        return self.bundle.model.recommend(users, k, **query)
 
     def title(self, item) -> str | None:
         titles = self.bundle.titles
@@ -124,8 +134,10 @@ class ModelVersions:
     """The service's model versions (see the module docstring)."""
 
     def __init__(self, root, store: Store, rules: Rules | None = None,
-                 refresh_seconds: float = 1.0, keep_loaded: int = 3):
+                 refresh_seconds: float = 1.0, keep_loaded: int = 3,
+                 ann: AnnSettings | None = None):
         self.root = Path(root).resolve()
+        self.ann = (ann or AnnSettings()).check()
         self.store = store
         self.rules = rules or Rules()
         self.refresh_seconds = float(refresh_seconds)
@@ -145,13 +157,30 @@ class ModelVersions:
         return full
 
     # ------------------------------------------------------------------ loading
-    def _load(self, version: int, path: Path) -> LiveVersion:
+    def _check_index(self, index: str | None) -> str:
+        """The index kind asked for (the configured default when None); an explicit ANN kind
+        without faiss installed is refused here, before anything loads."""
+        index = self.ann.index if index is None else index
+        try:
+            AnnSettings(**{**self.ann.__dict__, "index": index}).check("index")
+            if index != "auto":
+                import_faiss()
+        except ValueError as exc:
+            raise VersionError(str(exc), status=422) from None
+        return index
+
+    def _load(self, version: int, path: Path, index: str) -> LiveVersion:
         bundle = load_bundle(path)
         try:
             warm_up(bundle)
         except Exception as exc:
             raise ModelFileError(f"{path}: warm-up query failed ({type(exc).__name__}: {exc})") from None
-        return LiveVersion(version, bundle, stoplist_for(bundle, self.rules))
+        lv = LiveVersion(version, bundle, stoplist_for(bundle, self.rules))
+        try:  # the index is built and its recall measured before the version can serve
+            lv.retriever, lv.index = build_retriever(bundle.model, index, self.ann)
+        except AnnUnavailable as exc:
+            raise VersionError(f"{path}: {exc}", status=422) from None
+        return lv
 
     def _remember(self, lv: LiveVersion) -> None:
         with self._lock:
@@ -163,12 +192,15 @@ class ModelVersions:
                 if v not in keep:
                     del self._loaded[v]
 
-    def register(self, path) -> VersionRecord:
-        """Load and check the directory; record it as ``ready`` (or ``rejected`` and raise)."""
+    def register(self, path, index: str | None = None) -> VersionRecord:
+        """Load and check the directory, build its retrieval ``index`` (``auto``, ``exact``,
+        ``hnsw``, ``ivf``; default: the configured one); record it as ``ready`` with the
+        index's kind, recall and build time (or ``rejected`` and raise)."""
         full = self.resolve(path)
         rel = str(full.relative_to(self.root))
+        index = self._check_index(index)
         try:
-            lv = self._load(0, full)
+            lv = self._load(0, full, index)
         except ModelFileError as exc:
             self.store.add_version(rel, None, None, "rejected", str(exc))
             raise VersionError(str(exc)) from None
@@ -176,10 +208,12 @@ class ModelVersions:
         for rec in self.store.versions():
             if rec.status == "ready" and rec.path == rel and rec.digest == bundle.digest:
                 lv.version = rec.version
+                self.store.record_index(rec.version, lv.index.to_dict())
                 self._remember(lv)
                 return rec
         rec = self.store.add_version(rel, bundle.model.name, bundle.digest, "ready")
         lv.version = rec.version
+        self.store.record_index(rec.version, lv.index.to_dict())
         self._remember(lv)
         return rec
 
@@ -192,8 +226,10 @@ class ModelVersions:
             raise VersionError(f"no model version {version}", status=404)
         if rec.status != "ready":
             raise VersionError(f"model version {version} was rejected: {rec.message}", status=409)
+        recorded = self.store.index_info(version) or {}
+        index = self._check_index(recorded.get("requested"))
         try:
-            lv = self._load(version, self.resolve(rec.path))
+            lv = self._load(version, self.resolve(rec.path), index)
         except ModelFileError as exc:
             raise VersionError(f"model version {version} no longer loads: {exc}", status=409) from None
         if lv.bundle.digest != rec.digest:
