@@ -26,7 +26,7 @@ from ..models.base import SESSION, SIMILAR_ITEMS, ModelFileError
 from .ann import AnnSettings, AnnUnavailable, IndexInfo, Retriever, build_retriever, import_faiss
 from .bundle import Bundle, load_bundle
 from .config import Rules
-from .store import Store, VersionRecord
+from .store import Store, StoreError, VersionRecord
 
 logger = logging.getLogger(__name__)
 
@@ -208,14 +208,22 @@ class ModelVersions:
         for rec in self.store.versions():
             if rec.status == "ready" and rec.path == rel and rec.digest == bundle.digest:
                 lv.version = rec.version
-                self.store.record_index(rec.version, lv.index.to_dict())
+                self._record_index(lv)
                 self._remember(lv)
                 return rec
         rec = self.store.add_version(rel, bundle.model.name, bundle.digest, "ready")
         lv.version = rec.version
-        self.store.record_index(rec.version, lv.index.to_dict())
+        self._record_index(lv)
         self._remember(lv)
         return rec
+
+    def _record_index(self, lv: LiveVersion) -> None:
+        """Record the index measured for an already registered version; a store that cannot be
+        written (read-only, full) keeps the previous record, and the version still serves."""
+        try:
+            self.store.record_index(lv.version, lv.index.to_dict())
+        except StoreError as exc:
+            logger.warning("version %s: index not recorded (%s)", lv.version, exc)
 
     def _get(self, version: int) -> LiveVersion:
         lv = self._loaded.get(version)
