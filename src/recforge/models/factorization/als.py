@@ -158,21 +158,34 @@ def _cg_row(indptr, indices, conf, xu, y, a0, u, cg_steps, r, p, ap):
 def _exact_row(indptr, indices, conf, y, a0, u, out):
     """Solve :math:`A_u x = b_u` exactly (Cholesky, float64) into ``out``."""
     k = y.shape[1]
-    a = np.empty((k, k))
-    for r in range(k):
-        for c in range(r + 1):
-            a[r, c] = a0[r, c]
+    start = indptr[u]
+    n = indptr[u + 1] - start
+    a = a0.copy()
     b = np.zeros(k)
-    for idx in range(indptr[u], indptr[u + 1]):
-        yi = y[indices[idx]]
-        c = conf[idx]
-        cm1 = c - 1.0
+    # a += Y_u^T (C^u - I) Y_u (lower triangle, all the Cholesky below reads), b = Y_u^T c;
+    # four entries per pass over a, so that each a[r, q] is loaded and stored a quarter as often
+    yb = np.empty((4, k))
+    wb = np.empty(4)
+    for first in range(start, start + n, 4):
+        m = min(4, start + n - first)
+        for t in range(4):
+            if t < m:
+                row = y[indices[first + t]]
+                c = conf[first + t]
+                wb[t] = c - 1.0
+                for r in range(k):
+                    yb[t, r] = row[r]
+                    b[r] += c * row[r]
+            else:
+                wb[t] = 0.0
+                yb[t, :] = 0.0
         for r in range(k):
-            yr = yi[r]
-            b[r] += c * yr
-            w = cm1 * yr
+            w0 = wb[0] * yb[0, r]
+            w1 = wb[1] * yb[1, r]
+            w2 = wb[2] * yb[2, r]
+            w3 = wb[3] * yb[3, r]
             for q in range(r + 1):
-                a[r, q] += w * yi[q]
+                a[r, q] += w0 * yb[0, q] + w1 * yb[1, q] + w2 * yb[2, q] + w3 * yb[3, q]
     # Cholesky a = L L^T in the lower triangle
     for col in range(k):
         d = a[col, col]
