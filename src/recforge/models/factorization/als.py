@@ -61,7 +61,7 @@ ones included; then ``partial_iterations`` more sweeps over the touched rows onl
 data. The untouched rows keep their factors, and every solve runs in the kernel ``fit`` runs
 (one fit compiles everything an update needs), so an update costs time in proportion to the
 rows it touches, not to the whole matrix: on MovieLens-100K with 10 % new users and items,
-about a twentieth of a refit, within 0.01 HR@10 of it (``docs/models-implicit.md``).
+about a fourteenth of a refit's time, 0.003 HR@10 below it (``docs/models-implicit.md``).
 
 The scores :math:`x_u^\top y_i` estimate preferences, not ratings; the model ranks (no
 ``RATING`` capability).

@@ -47,8 +47,8 @@ every item fixed), then ``partial_epochs`` joint epochs run over the new pairs p
 ``partial_replay`` times as many old pairs drawn at random. Every step runs in the epoch kernel
 of ``fit`` (which holds rows fixed where asked), so one fit compiles everything an update
 runs. The defaults (5 joint epochs, replay 1, 20 fold-in epochs) were chosen on MovieLens-100K
-with 10 % new users and items: within 0.01 HR@10 of a refit (over seven seeds, mean gap about
-0) in about a twentieth to a thirtieth of its time (``docs/models-implicit.md``).
+with 10 % new users and items: within 0.011 HR@10 of a refit over seven seeds (mean gap about
+0), in about a twentieth of its time (``docs/models-implicit.md``).
 
 The model uses presence only: every kept interaction is one positive pair, whatever its value.
 """
