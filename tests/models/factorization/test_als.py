@@ -12,9 +12,9 @@ from recforge.models import load_model
 from recforge.models.base import FOLD_IN, INCREMENTAL, RATING
 from recforge.models.factorization import ALS
 from recforge.models.factorization.als import (
-    _cg_half_step,
     _kernel_csr,
     _regularised_gram,
+    _solve_rows,
 )
 from recforge.models.feedback import bm25_weight, confidence, tfidf_weight
 
@@ -62,7 +62,9 @@ def test_cg_run_to_convergence_equals_numpy_solve():
     x = np.random.default_rng(1).random((data.n_users, 5)) * 0.01
     indptr, indices, values = _kernel_csr(conf, np.float64)
     a0 = _regularised_gram(y, model.regularization, np.float64)
-    _cg_half_step(indptr, indices, values, x, y, a0, np.arange(data.n_users, dtype=np.int64), 25)
+    rows = np.arange(data.n_users, dtype=np.int64)
+    cg = np.zeros(data.n_users, dtype=np.bool_)
+    _solve_rows(indptr, indices, values, x, y, a0, rows, cg, 25)
     for u in range(data.n_users):
         a, b = _normal_equations(model, dense_conf[u])
         np.testing.assert_allclose(x[u], np.linalg.solve(a, b), rtol=1e-8, atol=1e-10)
@@ -72,8 +74,7 @@ def test_cg_run_to_convergence_equals_numpy_solve():
     errors = []
     for steps in (1, 3):
         xs = model.user_factors_.astype(np.float64).copy()
-        _cg_half_step(indptr, indices, values, xs, y, a0, np.arange(data.n_users, dtype=np.int64),
-                      steps)
+        _solve_rows(indptr, indices, values, xs, y, a0, rows, cg, steps)
         errors.append(np.abs(xs - exact).max())
     start_error = np.abs(model.user_factors_ - exact).max()
     assert errors[1] < 0.2 * start_error and errors[1] < 0.3 * errors[0]
@@ -256,11 +257,11 @@ def test_partial_fit_adds_users_and_items_and_recommends_for_them(tmp_path):
     for j in range(new_users.size):
         own = set(data.item_map.raw[data.items[data.users == 13 + j]].tolist())
         assert not own & set(rec.items[j].tolist()), "a new user's own items came back"
-    # the touched items (new ones included) were solved last, exactly, against all their users
-    touched = model.item_map_.to_inner(np.unique(data.item_map.raw[data.items[rest]]))
-    item_conf = model.confidence_matrix().T.tocsr()[touched]
-    np.testing.assert_allclose(model.item_factors_[touched],
-                               model.solve_rows(item_conf, model.user_factors_), rtol=1e-4,
+    # the touched users (new ones included) were solved last, exactly, against every item
+    touched = model.user_map_.to_inner(np.unique(data.user_map.raw[data.users[rest]]))
+    user_conf = model.confidence_matrix()[touched]
+    np.testing.assert_allclose(model.user_factors_[touched],
+                               model.solve_rows(user_conf, model.item_factors_), rtol=1e-4,
                                atol=1e-6)
     assert np.all(np.abs(model.item_factors_[model.item_map_.to_inner(data.item_map.raw[10:])])
                   .sum(axis=1) > 0.1)
@@ -287,3 +288,93 @@ def test_partial_fit_sweeps_approach_a_refit():
     # on the grown data the sweeps lower the objective towards the refit's
     assert swept.training_loss() <= once.training_loss()
     assert swept.training_loss() < 1.1 * full.training_loss()
+
+
+def test_partial_fit_solves_new_rows_exactly_and_steps_known_rows_once():
+    """Items first (new ones exactly, against the users of the time, new users still zero),
+    then users (new ones exactly against every item); the touched known rows take one warm
+    conjugate-gradient step, the untouched keep their factors."""
+    data = _counts(seed=11, n_users=20, n_items=14)
+    old_mask = (data.users < 17) & (data.items < 12)  # 3 new users, 2 new items
+    model = ALS(factors=4, iterations=8, regularization=0.1, alpha=2.0, random_state=0,
+                num_threads=1).fit(_raw(data, old_mask))
+    n_old_u, n_old_i = model.n_users_, model.n_items_
+    x0, y0 = model.user_factors_.copy(), model.item_factors_.copy()
+    rest = _raw(data, ~old_mask)
+    model.partial_fit(rest)
+    assert (model.n_users_, model.n_items_) == (data.n_users, data.n_items)
+    assert model.feedback_.nnz == data.nnz
+    conf = model.confidence_matrix()
+    conf_t = conf.T.tocsr()
+    # new items: the exact solve against the known users' factors (the new users still zero)
+    x_then = np.zeros_like(model.user_factors_)
+    x_then[:n_old_u] = x0
+    touched_users = np.unique(model.user_map_.to_inner(rest.user_map.raw[rest.users]))
+    untouched_users = np.setdiff1d(np.arange(n_old_u), touched_users)
+    touched_items = np.unique(model.item_map_.to_inner(rest.item_map.raw[rest.items]))
+    known = touched_items[touched_items < n_old_i].astype(np.int64)
+    untouched_items = np.setdiff1d(np.arange(n_old_i), touched_items)
+    assert untouched_users.size and untouched_items.size and known.size
+    np.testing.assert_array_equal(model.item_factors_[untouched_items], y0[untouched_items])
+    new_items = np.arange(n_old_i, data.n_items)
+    np.testing.assert_allclose(model.item_factors_[new_items],
+                               model.solve_rows(conf_t[new_items], x_then), rtol=1e-4, atol=1e-6)
+    # known items: one CG step from their factors, against the same users
+    y_step = np.vstack([y0, np.zeros((2, 4), np.float32)])
+    indptr, indices, values = _kernel_csr(conf_t, np.float32)
+    _solve_rows(indptr, indices, values, y_step, x_then,
+                _regularised_gram(x_then, 0.1, np.float64), known,
+                np.zeros(known.size, np.bool_), 1)
+    np.testing.assert_allclose(model.item_factors_[known], y_step[known], rtol=1e-4, atol=1e-6)
+    # new users: the exact solve against every item after the item update
+    new_users = np.arange(n_old_u, data.n_users)
+    np.testing.assert_allclose(model.user_factors_[new_users],
+                               model.solve_rows(conf[new_users], model.item_factors_),
+                               rtol=1e-4, atol=1e-6)
+    # users without new interactions keep their factors; touched known users moved
+    np.testing.assert_array_equal(model.user_factors_[untouched_users], x0[untouched_users])
+    old_touched = touched_users[touched_users < n_old_u]
+    assert np.all(np.abs(model.user_factors_[old_touched] - x0[old_touched]).sum(axis=1) > 0)
+    # and the new users are recommended something other than what they have
+    rec = model.recommend(data.user_map.raw[17:], k=3)
+    assert all(f is None for f in rec.fallback)
+    for j, u in enumerate(range(17, 20)):
+        assert not set(data.item_map.raw[data.items[data.users == u]]) & set(rec.items[j])
+
+
+def test_partial_share_leaves_known_rows_with_little_new_data_alone():
+    data = _counts(seed=4, n_users=16, n_items=10)
+    # user u0 gets one new interaction (a small share of its row), u15 is new
+    row0 = data.csr[0].indices
+    extra = (data.users == 0) & (data.items == row0[-1])
+    new_user = data.users == 15
+    old_mask = ~extra & ~new_user
+    kw = dict(factors=3, iterations=6, regularization=0.1, random_state=0, num_threads=1)
+    shares = {}
+    for share in (0.0, 0.5):
+        model = ALS(partial_share=share, **kw).fit(_raw(data, old_mask))
+        x0 = model.user_factors_.copy()
+        model.partial_fit(_raw(data, extra | new_user))
+        shares[share] = model.user_factors_
+        assert np.abs(model.user_factors_[-1]).sum() > 0  # the new user is always solved
+    u0 = 0
+    assert data.csr[0].nnz >= 3  # 1 new of >= 3: a share below 0.5
+    np.testing.assert_array_equal(shares[0.5][u0], x0[u0])
+    assert not np.array_equal(shares[0.0][u0], x0[u0])
+
+
+def test_partial_fit_runs_only_kernels_a_fit_compiled():
+    """A fit on tiny data compiles every kernel an update runs (the same signatures), so a
+    partial_fit right after a fit compiles nothing."""
+    data = _counts()
+    model = ALS(factors=3, iterations=1, random_state=0, num_threads=1).fit(_raw(data, data.users < 10))
+    signatures = len(_solve_rows.signatures)
+    model.partial_fit(_raw(data, data.users >= 10))
+    assert len(_solve_rows.signatures) == signatures
+
+
+@pytest.mark.parametrize("param, value", [("partial_share", 1.5), ("partial_share", "a"),
+                                          ("partial_cg_steps", 0)])
+def test_bad_partial_parameters_are_named(param, value):
+    with pytest.raises(ValueError, match=param):
+        ALS(**{param: value}).fit(_counts())

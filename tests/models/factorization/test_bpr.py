@@ -18,6 +18,7 @@ from recforge.models.factorization.bpr import (
     bpr_step,
     negative_cdf,
     next_uint64,
+    pool_negative_cdf,
     uniform_index,
 )
 
@@ -52,8 +53,12 @@ def _tiny():
     return m
 
 
-def _python_epoch(m, U, V, cdf, lr, reg, item_bias, verify, n_samples, state):
-    """One epoch of LearnBPR written out in Python, drawing from the same stream."""
+def _python_epoch(m, U, V, cdf, lr, reg, item_bias, verify, n_samples, state, free_users=None,
+                  free_items=None):
+    """One epoch of LearnBPR written out in Python, drawing from the same stream; only the
+    rows marked free (None: all) change."""
+    fu = np.ones(U.shape[0], bool) if free_users is None else free_users
+    fi = np.ones(V.shape[0], bool) if free_items is None else free_items
     users = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
     items = m.indices
     n_items = V.shape[0]
@@ -78,13 +83,17 @@ def _python_epoch(m, U, V, cdf, lr, reg, item_bias, verify, n_samples, state):
         x = sum(U[u, f] * (V[i, f] - V[j, f]) for f in range(k + 1))
         z = 1.0 / (1.0 + math.exp(x))
         pu, qi, qj = U[u, :k].copy(), V[i, :k].copy(), V[j, :k].copy()
-        U[u, :k] = pu + lr * (z * (qi - qj) - reg * pu)
-        V[i, :k] = qi + lr * (z * pu - reg * qi)
-        V[j, :k] = qj + lr * (-z * pu - reg * qj)
-        if item_bias:
-            bi, bj = V[i, k], V[j, k]
-            V[i, k] = bi + lr * (z - reg * bi)
-            V[j, k] = bj + lr * (-z - reg * bj)
+        bi, bj = V[i, k], V[j, k]
+        if fu[u]:
+            U[u, :k] = pu + lr * (z * (qi - qj) - reg * pu)
+        if fi[i]:
+            V[i, :k] = qi + lr * (z * pu - reg * qi)
+            if item_bias:
+                V[i, k] = bi + lr * (z - reg * bi)
+        if fi[j]:
+            V[j, :k] = qj + lr * (-z * pu - reg * qj)
+            if item_bias:
+                V[j, k] = bj + lr * (-z - reg * bj)
     return state
 
 
@@ -107,12 +116,56 @@ def test_one_epoch_equals_a_python_transcription_of_the_same_stream(sampling, ve
     users = np.repeat(np.arange(7, dtype=np.int32), np.diff(m.indptr))
     _bpr_epoch(users, m.indices.astype(np.int32), m.indptr.astype(np.int64),
                m.indices.astype(np.int32), U, V, cdf, 0.05, 0.01, item_bias, verify, n, states,
-               stats)
+               stats, np.empty(0, np.bool_), np.empty(0, np.bool_))
     state = _python_epoch(m, U_py, V_py, cdf, 0.05, 0.01, item_bias, verify, n, seed)
     assert int(states[0]) == state  # the same number of draws
     np.testing.assert_allclose(U, U_py, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(V, V_py, rtol=1e-10, atol=1e-12)
     assert not np.allclose(V, np.random.default_rng(0).uniform(-0.5, 0.5, (16, 4))[7:])
+
+
+@pytest.mark.parametrize("which", ["users", "items"])
+def test_an_epoch_holding_rows_fixed_equals_the_transcription(which):
+    """The fold-in phases of partial_fit: the same kernel, only the rows marked free change."""
+    m = _tiny()
+    rng = np.random.default_rng(1)
+    U = rng.uniform(-0.5, 0.5, (7, 4))
+    U[:, 3] = 1.0
+    V = rng.uniform(-0.5, 0.5, (9, 4))
+    free_users = np.zeros(7, np.bool_)
+    free_items = np.zeros(9, np.bool_)
+    if which == "users":
+        free_users[4:] = True
+    else:
+        free_items[[0, 5, 8]] = True
+    U_py, V_py, U0, V0 = U.copy(), V.copy(), U.copy(), V.copy()
+    seed = 987654321
+    n = 3 * m.nnz
+    states = np.array([seed], dtype=np.uint64)
+    users = np.repeat(np.arange(7, dtype=np.int32), np.diff(m.indptr))
+    _bpr_epoch(users, m.indices.astype(np.int32), m.indptr.astype(np.int64),
+               m.indices.astype(np.int32), U, V, np.empty(0), 0.05, 0.01, True, True, n, states,
+               np.zeros((1, 2), dtype=np.int64), free_users, free_items)
+    _python_epoch(m, U_py, V_py, np.empty(0), 0.05, 0.01, True, True, n, seed, free_users,
+                  free_items)
+    np.testing.assert_allclose(U, U_py, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(V, V_py, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(U[~free_users], U0[~free_users])
+    np.testing.assert_array_equal(V[~free_items], V0[~free_items])
+    moved = free_users if which == "users" else free_items
+    assert not np.allclose((U if which == "users" else V)[moved],
+                           (U0 if which == "users" else V0)[moved])
+
+
+def test_pool_negative_cdf_weights_items_by_their_share_in_the_pool():
+    counts = np.array([4, 2, 0, 5])
+    pool = np.array([0, 1, 1, 3])  # item 0: 1 of 4, item 1: 2 of 2, item 3: 1 of 5
+    overall = 4 / 11
+    np.testing.assert_allclose(np.diff(np.concatenate([[0.0], pool_negative_cdf(
+        np.empty(0), counts, pool)])), [0.25, 1.0, overall, 0.2])
+    popular = negative_cdf(counts, "popularity", 1.0)
+    np.testing.assert_allclose(np.diff(np.concatenate([[0.0], pool_negative_cdf(
+        popular, counts, pool)])), [1.0, 2.0, 0.0, 1.0])
 
 
 def _data():
@@ -210,3 +263,58 @@ def test_partial_fit_grows_the_maps_and_recommends_new_items():
 def test_bad_hyperparameters_are_named(params, match):
     with pytest.raises(ValueError, match=match):
         BPR(iterations=1, **params).fit(_data())
+
+
+def _split_new_users(data, n_new=20):
+    """(old part, new part) of ``data``: the last ``n_new`` users are new."""
+    cut = data.n_users - n_new
+    raw_u, raw_i = data.user_map.raw, data.item_map.raw
+
+    def part(mask):
+        return Interactions.from_arrays(raw_u[data.users[mask]], raw_i[data.items[mask]],
+                                        data.values[mask], kind="implicit")
+
+    return part(data.users < cut), part(data.users >= cut)
+
+
+def test_partial_fit_folds_new_users_in_with_the_items_fixed():
+    data = _data()
+    old, new = _split_new_users(data)
+    model = BPR(factors=8, iterations=30, learning_rate=0.05, random_state=0,
+                num_threads=1).fit(old)
+    q, b, p = model.item_factors_.copy(), model.item_bias_.copy(), model.user_factors_.copy()
+    signatures = len(_bpr_epoch.signatures)
+    model.partial_fit(new, epochs=0)  # the fold-in phase alone
+    assert len(_bpr_epoch.signatures) == signatures  # fit compiled everything it ran
+    assert model.n_users_ == data.n_users
+    n_items = q.shape[0]
+    np.testing.assert_array_equal(model.item_factors_[:n_items], q)
+    np.testing.assert_array_equal(model.item_bias_[:n_items], b)
+    np.testing.assert_array_equal(model.user_factors_[:p.shape[0]], p)
+    # each new user's own items now outrank the others (AUC on the user's pairs)
+    inner = model.user_map_.to_inner(new.user_map.raw)
+    items = model.item_map_.to_inner(new.item_map.raw)
+    csr = sp.csr_matrix((np.ones(new.nnz), (inner[new.users] - p.shape[0], items[new.items])),
+                        shape=(inner.size, model.n_items_))
+    scores = model.user_factors_[inner] @ model.item_factors_.T + model.item_bias_
+    aucs = []
+    for r in range(inner.size):
+        pos = csr[r].indices
+        neg = np.setdiff1d(np.arange(model.n_items_), pos)
+        aucs.append((scores[r, pos][:, None] > scores[r, neg][None, :]).mean())
+    assert np.mean(aucs) > 0.75
+    # and a popularity ranking does worse on the same pairs
+    pop = model.item_popularity_
+    pop_auc = np.mean([(pop[csr[r].indices][:, None] > pop[np.setdiff1d(
+        np.arange(model.n_items_), csr[r].indices)][None, :]).mean() for r in range(inner.size)])
+    assert np.mean(aucs) > pop_auc + 0.03, (np.mean(aucs), pop_auc)
+
+
+def test_partial_fit_defaults_and_bad_values():
+    model = BPR()
+    assert (model.partial_epochs, model.partial_replay, model.partial_fold_epochs) == (5, 1.0, 20)
+    for params, match in [({"partial_epochs": -1}, "partial_epochs"),
+                          ({"partial_replay": -0.5}, "partial_replay"),
+                          ({"partial_fold_epochs": 1.5}, "partial_fold_epochs")]:
+        with pytest.raises(ValueError, match=match):
+            BPR(iterations=1, **params).fit(_data())

@@ -51,12 +51,17 @@ would give it. A trained user's own history so reproduces (to rounding) the fact
 half-step gives that user.
 
 **Incremental updates.** :meth:`ALS.partial_fit` adds new interactions to the kept feedback
-matrix (a pair seen again adds up, as play counts do; ``binarize`` keeps it at 1), grows the id
-maps, solves the new users exactly against the current items and updates the other touched
-users with the model's solver (warm-started from their factors), then the same for the items
-against the users, then runs ``partial_iterations`` more sweeps over the touched rows only.
-The untouched rows keep their factors, so an update costs time in proportion to the new data,
-not to the whole matrix.
+matrix (a pair seen again adds up, as play counts do; ``binarize`` keeps it at 1) and grows the
+id maps. Items are updated first, with the users fixed: every new item is solved exactly (its
+users are mostly known ones with trained factors), every known item with new interactions
+takes ``partial_cg_steps`` conjugate-gradient steps warm-started from its factors (the exact
+solve with ``solver="cholesky"``); then the users the same way against every item, the new
+ones included; then ``partial_iterations`` more sweeps over the touched rows only.
+``partial_share`` leaves out the known rows whose new interactions are a small share of their
+data. The untouched rows keep their factors, and every solve runs in the kernel ``fit`` runs
+(one fit compiles everything an update needs), so an update costs time in proportion to the
+rows it touches, not to the whole matrix: on MovieLens-100K with 10 % new users and items,
+about a fourteenth of a refit's time, 0.003 HR@10 below it (``docs/models-implicit.md``).
 
 The scores :math:`x_u^\top y_i` estimate preferences, not ratings; the model ranks (no
 ``RATING`` capability).
@@ -106,74 +111,81 @@ def _gram_times(a0, v, out):
         out[r] = acc
 
 
-@numba.njit(cache=True, fastmath=True, parallel=True)
-def _cg_half_step(indptr, indices, conf, x, y, a0, rows, cg_steps):
-    """``cg_steps`` conjugate-gradient steps on :math:`A_u x_u = b_u` for every row in ``rows``,
-    in place, from the current ``x[u]`` (Takács, Pilászy & Tikk 2011, Alg. 2):
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _cg_row(indptr, indices, conf, xu, y, a0, u, cg_steps, r, p, ap):
+    """``cg_steps`` conjugate-gradient steps on :math:`A_u x_u = b_u`, in place, from the
+    current ``xu`` (Takács, Pilászy & Tikk 2011, Alg. 2):
     :math:`A_u = a_0 + \\sum (c - 1) y_i y_i^\\top`, :math:`b_u = \\sum c\\, y_i`,
-    ``a0`` = :math:`Y^\\top Y + \\lambda I`."""
-    k = x.shape[1]
-    for j in numba.prange(rows.shape[0]):
-        u = rows[j]
-        xu = x[u]
-        r = np.empty(k, dtype=x.dtype)
-        p = np.empty(k, dtype=x.dtype)
-        ap = np.empty(k, dtype=x.dtype)
-        # r = b - A x
-        _gram_times(a0, xu, r)
+    ``a0`` = :math:`Y^\\top Y + \\lambda I`; ``r``, ``p``, ``ap`` are scratch vectors."""
+    k = xu.shape[0]
+    # r = b - A x
+    _gram_times(a0, xu, r)
+    for a in range(k):
+        r[a] = -r[a]
+    for idx in range(indptr[u], indptr[u + 1]):
+        yi = y[indices[idx]]
+        c = conf[idx]
+        w = c - (c - 1.0) * _dot(yi, xu)
         for a in range(k):
-            r[a] = -r[a]
+            r[a] += w * yi[a]
+    for a in range(k):
+        p[a] = r[a]
+    rs_old = _dot(r, r)
+    for _ in range(cg_steps):
+        if rs_old < 1e-20:
+            break
+        _gram_times(a0, p, ap)
         for idx in range(indptr[u], indptr[u + 1]):
             yi = y[indices[idx]]
-            c = conf[idx]
-            w = c - (c - 1.0) * _dot(yi, xu)
+            w = (conf[idx] - 1.0) * _dot(yi, p)
             for a in range(k):
-                r[a] += w * yi[a]
+                ap[a] += w * yi[a]
+        pap = _dot(p, ap)
+        if pap <= 0.0:
+            break
+        step = rs_old / pap
         for a in range(k):
-            p[a] = r[a]
-        rs_old = _dot(r, r)
-        for _ in range(cg_steps):
-            if rs_old < 1e-20:
-                break
-            _gram_times(a0, p, ap)
-            for idx in range(indptr[u], indptr[u + 1]):
-                yi = y[indices[idx]]
-                w = (conf[idx] - 1.0) * _dot(yi, p)
-                for a in range(k):
-                    ap[a] += w * yi[a]
-            pap = _dot(p, ap)
-            if pap <= 0.0:
-                break
-            step = rs_old / pap
-            for a in range(k):
-                xu[a] += step * p[a]
-                r[a] -= step * ap[a]
-            rs_new = _dot(r, r)
-            beta = rs_new / rs_old
-            for a in range(k):
-                p[a] = r[a] + beta * p[a]
-            rs_old = rs_new
+            xu[a] += step * p[a]
+            r[a] -= step * ap[a]
+        rs_new = _dot(r, r)
+        beta = rs_new / rs_old
+        for a in range(k):
+            p[a] = r[a] + beta * p[a]
+        rs_old = rs_new
 
 
 @numba.njit(cache=True, fastmath=True)
 def _exact_row(indptr, indices, conf, y, a0, u, out):
     """Solve :math:`A_u x = b_u` exactly (Cholesky, float64) into ``out``."""
     k = y.shape[1]
-    a = np.empty((k, k))
-    for r in range(k):
-        for c in range(r + 1):
-            a[r, c] = a0[r, c]
+    start = indptr[u]
+    n = indptr[u + 1] - start
+    a = a0.copy()
     b = np.zeros(k)
-    for idx in range(indptr[u], indptr[u + 1]):
-        yi = y[indices[idx]]
-        c = conf[idx]
-        cm1 = c - 1.0
+    # a += Y_u^T (C^u - I) Y_u (lower triangle, all the Cholesky below reads), b = Y_u^T c;
+    # four entries per pass over a, so that each a[r, q] is loaded and stored a quarter as often
+    yb = np.empty((4, k))
+    wb = np.empty(4)
+    for first in range(start, start + n, 4):
+        m = min(4, start + n - first)
+        for t in range(4):
+            if t < m:
+                row = y[indices[first + t]]
+                c = conf[first + t]
+                wb[t] = c - 1.0
+                for r in range(k):
+                    yb[t, r] = row[r]
+                    b[r] += c * row[r]
+            else:
+                wb[t] = 0.0
+                yb[t, :] = 0.0
         for r in range(k):
-            yr = yi[r]
-            b[r] += c * yr
-            w = cm1 * yr
+            w0 = wb[0] * yb[0, r]
+            w1 = wb[1] * yb[1, r]
+            w2 = wb[2] * yb[2, r]
+            w3 = wb[3] * yb[3, r]
             for q in range(r + 1):
-                a[r, q] += w * yi[q]
+                a[r, q] += w0 * yb[0, q] + w1 * yb[1, q] + w2 * yb[2, q] + w3 * yb[3, q]
     # Cholesky a = L L^T in the lower triangle
     for col in range(k):
         d = a[col, col]
@@ -204,10 +216,23 @@ def _exact_row(indptr, indices, conf, y, a0, u, out):
 
 
 @numba.njit(cache=True, fastmath=True, parallel=True)
-def _cholesky_half_step(indptr, indices, conf, x, y, a0, rows):
-    """The exact solve of every row in ``rows``, written into ``x`` in place."""
+def _solve_rows(indptr, indices, conf, x, y, a0, rows, exact, cg_steps):
+    """Update ``x[rows[j]]`` in place with ``y`` fixed, in parallel over the rows: the exact
+    solve (:func:`_exact_row`) where ``exact[j]``, else ``cg_steps`` conjugate-gradient steps
+    from the current factors (:func:`_cg_row`). ``a0`` = :math:`Y^\\top Y + \\lambda I` in
+    float64. The one kernel of :meth:`ALS.fit` and :meth:`ALS.partial_fit` (both solvers, new
+    and known rows), so that one fit compiles everything an update runs."""
+    k = x.shape[1]
+    a0_cg = a0.astype(x.dtype)
     for j in numba.prange(rows.shape[0]):
-        _exact_row(indptr, indices, conf, y, a0, rows[j], x[rows[j]])
+        u = rows[j]
+        if exact[j]:
+            _exact_row(indptr, indices, conf, y, a0, u, x[u])
+        else:
+            r = np.empty(k, dtype=x.dtype)
+            p = np.empty(k, dtype=x.dtype)
+            ap = np.empty(k, dtype=x.dtype)
+            _cg_row(indptr, indices, conf, x[u], y, a0_cg, u, cg_steps, r, p, ap)
 
 
 @numba.njit(cache=True, fastmath=True, parallel=True)
@@ -332,6 +357,13 @@ class ALS(FactorModel):
         Keep only interactions with a value at least this (e.g. ratings >= 4).
     binarize : bool, default False
         Every kept interaction counts as 1 (else its value, e.g. a play count).
+    partial_share : float, default 0.0
+        :meth:`partial_fit` updates a known user or item when its new interactions are at
+        least this share of all its interactions (0: every touched one; 1: only those whose
+        interactions are all new); new users and items are always solved, exactly.
+    partial_cg_steps : int, default 1
+        Conjugate-gradient steps of :meth:`partial_fit`'s update of a known user or item,
+        warm-started from its factors (``solver="cg"``; ``"cholesky"`` solves exactly).
     partial_iterations : int, default 0
         Sweeps over the touched users and items after :meth:`partial_fit` has solved them once
         (0: solve once only).
@@ -365,7 +397,8 @@ class ALS(FactorModel):
     def __init__(self, factors: int = 100, regularization: float = 0.01, alpha: float = 1.0,
                  iterations: int = 15, solver: str = "cg", cg_steps: int = 3,
                  weighting: str = "none", scaling: str = "linear", threshold: float | None = None,
-                 binarize: bool = False, partial_iterations: int = 0, random_state=None,
+                 binarize: bool = False, partial_share: float = 0.0, partial_cg_steps: int = 1,
+                 partial_iterations: int = 0, random_state=None,
                  num_threads: int | None = None):
         self.factors = factors
         self.regularization = regularization
@@ -377,6 +410,8 @@ class ALS(FactorModel):
         self.scaling = scaling
         self.threshold = threshold
         self.binarize = binarize
+        self.partial_share = partial_share
+        self.partial_cg_steps = partial_cg_steps
         self.partial_iterations = partial_iterations
         self.random_state = random_state
         self.num_threads = num_threads
@@ -388,6 +423,14 @@ class ALS(FactorModel):
         self.check_count("iterations", minimum=0)
         self.check_count("cg_steps")
         self.check_count("partial_iterations", minimum=0)
+        self.check_count("partial_cg_steps")
+        share = self.partial_share
+        try:
+            bad = isinstance(share, bool) or not 0.0 <= float(share) <= 1.0  # NaN fails too
+        except (TypeError, ValueError):
+            bad = True
+        if bad:
+            raise ValueError(f"{name}: partial_share must be a number in [0, 1], got {share!r}")
         if self.num_threads is not None:
             self.check_count("num_threads")
         for param in ("regularization", "alpha"):
@@ -453,17 +496,19 @@ class ALS(FactorModel):
         self.iteration_seconds_ = np.asarray(seconds, dtype=np.float64)
 
     def _half_step(self, csr, x: np.ndarray, y: np.ndarray, rows: np.ndarray,
-                   exact: bool = False) -> None:
-        """Update ``x[rows]`` in place with ``y`` fixed (the solver's, or exact)."""
+                   exact=False, cg_steps: int | None = None) -> None:
+        """Update ``x[rows]`` in place with ``y`` fixed: the exact solve where ``exact`` (a
+        bool, or one per row) or with ``solver="cholesky"``, else ``cg_steps`` (default: the
+        model's) conjugate-gradient steps."""
         if rows.size == 0:
             return
         indptr, indices, data = csr
-        if exact or self.solver == "cholesky":
-            a0 = _regularised_gram(y, float(self.regularization), np.float64)
-            _cholesky_half_step(indptr, indices, data, x, y, a0, rows)
-        else:
-            a0 = _regularised_gram(y, float(self.regularization), x.dtype)
-            _cg_half_step(indptr, indices, data, x, y, a0, rows, int(self.cg_steps))
+        flags = np.empty(rows.size, dtype=np.bool_)
+        flags[:] = True if self.solver == "cholesky" else exact
+        a0 = _regularised_gram(y, float(self.regularization), np.float64)
+        steps = int(self.cg_steps if cg_steps is None else cg_steps)
+        _solve_rows(indptr, indices, data, x, y, a0, np.ascontiguousarray(rows, dtype=np.int64),
+                    flags, steps)
 
     def training_loss(self) -> float:
         """The objective (:func:`als_objective`) of the current factors on the kept feedback."""
@@ -481,8 +526,9 @@ class ALS(FactorModel):
         a0 = _regularised_gram(fixed, float(self.regularization), np.float64)
         indptr, indices, data = _kernel_csr(c, np.float64)
         with _threads(self.num_threads):
-            _cholesky_half_step(indptr, indices, data, out, fixed, a0,
-                                np.arange(c.shape[0], dtype=np.int64))
+            _solve_rows(indptr, indices, data, out, fixed, a0,
+                        np.arange(c.shape[0], dtype=np.int64), np.ones(c.shape[0], np.bool_),
+                        int(self.cg_steps))
         return out
 
     def fold_in(self, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -505,41 +551,54 @@ class ALS(FactorModel):
         self.user_map_, user_idx = self.user_map_.grow(interactions.user_map.raw)
         self.item_map_, item_idx = self.item_map_.grow(interactions.item_map.raw)
         n_users, n_items = len(self.user_map_), len(self.item_map_)
-        users = user_idx[interactions.users]
-        items = item_idx[interactions.items]
         new = implicit_feedback(interactions, self.threshold, bool(self.binarize))
         self.feedback_dropped_ += int(new.dropped)
         coo = new.matrix.tocoo()
-        added = sp.csr_matrix((coo.data, (user_idx[coo.row], item_idx[coo.col])),
-                              shape=(n_users, n_items))
-        grown = sp.csr_matrix(self.feedback_, copy=True)
-        grown.resize((n_users, n_items))
-        merged = (grown + added).tocsr()
-        merged.sum_duplicates()
-        merged.sort_indices()
+        rows, cols = user_idx[coo.row], item_idx[coo.col]
+        old = self.feedback_.tocoo()
+        merged = sp.csr_matrix((np.concatenate([old.data, coo.data]),
+                                (np.concatenate([old.row, rows]), np.concatenate([old.col, cols]))),
+                               shape=(n_users, n_items), dtype=np.float64)
+        merged.sum_duplicates()  # a pair seen again adds up; canonical (sorted) CSR
         if self.binarize:
             merged.data[:] = 1.0
         self.feedback_ = merged
         self.item_idf_, self.mean_row_length_ = _weighting_stats(merged)
-        self._grow_state(n_users, n_items, users, items, interactions)
+        self._grow_state(n_users, n_items, user_idx[interactions.users],
+                         item_idx[interactions.items], interactions)
 
-        touched_users = np.unique(users).astype(np.int64)
-        touched_items = np.unique(items).astype(np.int64)
+        # the rows to solve: every new one (exactly), the known ones whose new interactions
+        # are at least ``partial_share`` of their data (the model's solver, warm-started)
         conf = self.confidence_matrix()
+        conf_t = conf.T.tocsr()
+        user_rows = self._update_rows(rows, np.diff(conf.indptr), old_users)
+        item_rows = self._update_rows(cols, np.diff(conf_t.indptr), old_items)
         user_side = _kernel_csr(conf, FACTOR_DTYPE)
-        item_side = _kernel_csr(conf.T.tocsr(), FACTOR_DTYPE)
+        item_side = _kernel_csr(conf_t, FACTOR_DTYPE)
         x, y = self.user_factors_, self.item_factors_
         with _threads(self.num_threads):
-            # new rows: the exact solve from nothing; touched known rows: the model's solver
-            # (warm-started from their factors); then sweeps over every touched row
-            self._half_step(user_side, x, y, touched_users[touched_users >= old_users], exact=True)
-            self._half_step(user_side, x, y, touched_users[touched_users < old_users])
-            self._half_step(item_side, y, x, touched_items[touched_items >= old_items], exact=True)
-            self._half_step(item_side, y, x, touched_items[touched_items < old_items])
+            # items first: a new item's users are mostly known ones with trained factors, and
+            # the new users are then solved against every item, the new ones included
+            steps = int(self.partial_cg_steps)
+            self._half_step(item_side, y, x, item_rows, exact=item_rows >= old_items,
+                            cg_steps=steps)
+            self._half_step(user_side, x, y, user_rows, exact=user_rows >= old_users,
+                            cg_steps=steps)
+            touched_users, touched_items = np.unique(rows), np.unique(cols)
             for _ in range(int(self.partial_iterations)):
-                self._half_step(user_side, x, y, touched_users)
                 self._half_step(item_side, y, x, touched_items)
+                self._half_step(user_side, x, y, touched_users)
         return self
+
+    def _update_rows(self, new_rows: np.ndarray, lengths: np.ndarray, n_old: int) -> np.ndarray:
+        """Rows :meth:`partial_fit` solves on one side: those at ``n_old`` or beyond (new), and
+        the known ones whose entries in ``new_rows`` are at least ``partial_share`` of their
+        ``lengths`` (all their entries after the update). Sorted int64."""
+        added = np.bincount(new_rows, minlength=lengths.size)
+        share = added / np.maximum(lengths, 1)
+        pick = (added > 0) & (share >= float(self.partial_share))
+        pick[n_old:] = lengths[n_old:] > 0
+        return np.flatnonzero(pick).astype(np.int64)
 
     def _grow_state(self, n_users: int, n_items: int, users: np.ndarray, items: np.ndarray,
                     interactions: Interactions) -> None:
@@ -568,8 +627,10 @@ class ALS(FactorModel):
                                 shape=(n_users, n_items))
             new = sp.csr_matrix((interactions.values.astype(np.float64), (users, items)),
                                 shape=(n_users, n_items))
-            both = old.maximum(new).tocoo()  # masking only: which items each user has seen
+            both = old.maximum(new)  # masking only: which items each user has seen
+            both.sort_indices()
+            both = both.tocoo()  # canonical: sorted by (user, item), as Interactions keeps
             self._train_history = Interactions(both.row, both.col, both.data,
                                                user_map=self.user_map_, item_map=self.item_map_,
                                                kind=store.kind, rating_scale=store.rating_scale,
-                                               name=store.name)
+                                               name=store.name, _sorted=True)

@@ -39,9 +39,16 @@ training is a deterministic function of the seed.
 fixed: :math:`p` starts at zero and takes ``fold_in_epochs`` :math:`\times |H|` steps on
 triples drawn from its history :math:`H` and the same negative sampler, with a random stream
 seeded by the fitted ``fold_in_seed_`` and the row's items, so the same history always gets the
-same vector, whatever the batch. **Incremental updates** (:meth:`BPR.partial_fit`) grow the id
-maps, start new users and items as in ``fit``, and run epochs over the new pairs plus a sample
-of the old ones.
+same vector, whatever the batch.
+
+**Incremental updates** (:meth:`BPR.partial_fit`) grow the id maps and start new users and items
+as in ``fit``; the new users are folded in (``partial_fold_epochs`` epochs over their pairs,
+every item fixed), then ``partial_epochs`` joint epochs run over the new pairs plus
+``partial_replay`` times as many old pairs drawn at random. Every step runs in the epoch kernel
+of ``fit`` (which holds rows fixed where asked), so one fit compiles everything an update
+runs. The defaults (5 joint epochs, replay 1, 20 fold-in epochs) were chosen on MovieLens-100K
+with 10 % new users and items: within 0.011 HR@10 of a refit over seven seeds (mean gap about
+0), in about a twentieth of its time (``docs/models-implicit.md``).
 
 The model uses presence only: every kept interaction is one positive pair, whatever its value.
 """
@@ -170,6 +177,25 @@ def negative_cdf(counts: np.ndarray, sampling: str, exponent: float) -> np.ndarr
     return np.cumsum(w)
 
 
+def pool_negative_cdf(cdf: np.ndarray, counts: np.ndarray, pool_items: np.ndarray) -> np.ndarray:
+    r"""Cumulative negative weights for epochs over a pool that is part of the training pairs
+    (:meth:`BPR.partial_fit`'s new pairs plus a replayed sample): the sampler's weights
+    (``cdf``, empty for uniform) times :math:`p_j / n_j`, item :math:`j`'s pairs in the pool
+    over its pairs in all. An item then comes up as a negative as often, relative to its
+    positives, as in an epoch over everything — without it a new item, all of whose pairs are
+    in the pool, would be a positive far more often than a negative, and its bias and norm
+    would overshoot. Items without pairs keep the pool's overall share."""
+    n = counts.size
+    base = np.ones(n) if cdf.size == 0 else np.diff(np.concatenate([[0.0], cdf]))
+    in_pool = np.bincount(pool_items, minlength=n).astype(np.float64)
+    share = np.where(counts > 0, in_pool / np.maximum(counts, 1),
+                     pool_items.size / max(int(counts.sum()), 1))
+    w = base * share
+    if not w.sum() > 0:
+        return cdf
+    return np.cumsum(w)
+
+
 # ---------------------------------------------------------------------- kernels
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def bpr_step(U, V, u, i, j, lr, reg, item_bias):  # pragma: no cover - compiled
@@ -196,16 +222,44 @@ def bpr_step(U, V, u, i, j, lr, reg, item_bias):  # pragma: no cover - compiled
     return z
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _masked_step(U, V, u, i, j, lr, reg, item_bias, free_u, free_i, free_j):  # pragma: no cover
+    """:func:`bpr_step` updating only the parameters marked free (the others held fixed)."""
+    k = U.shape[1] - 1
+    x = U[u, 0] * (V[i, 0] - V[j, 0])
+    for f in range(1, k + 1):
+        x += U[u, f] * (V[i, f] - V[j, f])
+    z = U.dtype.type(1.0 / (1.0 + math.exp(x)))
+    for f in range(k):
+        pu = U[u, f]
+        qi = V[i, f]
+        qj = V[j, f]
+        if free_u:
+            U[u, f] = pu + lr * (z * (qi - qj) - reg * pu)
+        if free_i:
+            V[i, f] = qi + lr * (z * pu - reg * qi)
+        if free_j:
+            V[j, f] = qj + lr * (-z * pu - reg * qj)
+    if item_bias:
+        if free_i:
+            V[i, k] += lr * (z - reg * V[i, k])
+        if free_j:
+            V[j, k] += lr * (-z - reg * V[j, k])
+    return z
+
+
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def _bpr_epoch(pool_users, pool_items, indptr, indices, U, V, cdf, lr, reg, item_bias, verify,
-               n_samples, states, stats):  # pragma: no cover - compiled
+               n_samples, states, stats, free_users, free_items):  # pragma: no cover - compiled
     """``n_samples`` LearnBPR steps, cut into ``states.size`` chunks run in parallel (Hogwild),
     chunk ``t`` drawing from stream ``states[t]``. Each step draws a positive pair uniformly
     from the pool, then a negative; ``stats[t]`` = (steps with x_uij > 0 before the update,
-    skipped steps)."""
+    skipped steps). ``free_users`` / ``free_items`` (bool; empty: all) mark the rows a step
+    may change, the others held fixed (the fold-in phases of :meth:`BPR.partial_fit`)."""
     n_chunks = states.size
     n_pool = pool_users.size
     n_items = V.shape[0]
+    all_free = free_users.size == 0
     for t in prange(n_chunks):
         start = n_samples * t // n_chunks
         stop = n_samples * (t + 1) // n_chunks
@@ -219,7 +273,11 @@ def _bpr_epoch(pool_users, pool_items, indptr, indices, U, V, cdf, lr, reg, item
             if j < 0:
                 skipped += 1
                 continue
-            z = bpr_step(U, V, u, i, j, lr, reg, item_bias)
+            if all_free:
+                z = bpr_step(U, V, u, i, j, lr, reg, item_bias)
+            else:
+                z = _masked_step(U, V, u, i, j, lr, reg, item_bias, free_users[u],
+                                 free_items[i], free_items[j])
             if z < 0.5:
                 correct += 1
         stats[t, 0] = correct
@@ -373,6 +431,12 @@ class BPR(FactorModel):
         Recorded for the shared implicit-feedback contract (True); BPR uses presence only.
     fold_in_epochs : int, optional
         Epochs of the fold-in SGD per history row (None: ``iterations``).
+    partial_epochs : int
+        Joint epochs of :meth:`partial_fit` over the new pairs and the replayed old ones (5).
+    partial_replay : float
+        Old pairs replayed by :meth:`partial_fit`, as a multiple of the new pairs (1.0).
+    partial_fold_epochs : int
+        Epochs of :meth:`partial_fit`'s fold-in of the new users, items fixed (20).
     random_state : int, Generator or None
         Seeds the initial factors and the random streams.
     num_threads : int, optional
@@ -412,7 +476,9 @@ class BPR(FactorModel):
                  regularization: float = 0.01, iterations: int = 100, sampling: str = "uniform",
                  popularity_exponent: float = 1.0, item_bias: bool = True,
                  verify_negative: bool = True, threshold: float | None = None,
-                 binarize: bool = True, fold_in_epochs: int | None = None, random_state=None,
+                 binarize: bool = True, fold_in_epochs: int | None = None,
+                 partial_epochs: int = 5, partial_replay: float = 1.0,
+                 partial_fold_epochs: int = 20, random_state=None,
                  num_threads: int | None = None):
         self.factors = factors
         self.learning_rate = learning_rate
@@ -425,6 +491,9 @@ class BPR(FactorModel):
         self.threshold = threshold
         self.binarize = binarize
         self.fold_in_epochs = fold_in_epochs
+        self.partial_epochs = partial_epochs
+        self.partial_replay = partial_replay
+        self.partial_fold_epochs = partial_fold_epochs
         self.random_state = random_state
         self.num_threads = num_threads
 
@@ -435,6 +504,9 @@ class BPR(FactorModel):
         self.check_count("iterations", minimum=0)
         if self.fold_in_epochs is not None:
             self.check_count("fold_in_epochs", minimum=0)
+        self.check_count("partial_epochs", minimum=0)
+        self.check_count("partial_fold_epochs", minimum=0)
+        check_rate(self.partial_replay, "partial_replay", owner)
         check_rate(self.learning_rate, "learning_rate", owner)
         check_rate(self.regularization, "regularization", owner)
         check_rate(self.popularity_exponent, "popularity_exponent", owner)
@@ -478,25 +550,41 @@ class BPR(FactorModel):
         self._train(U, V, m, pool_users, pool_items, int(self.iterations), rng)
         self._store(U, V)
 
-    def _train(self, U, V, matrix, pool_users, pool_items, epochs, rng) -> None:
-        """``epochs`` epochs of ``pool_users.size`` steps each, appending to the statistics."""
+    def _train(self, U, V, matrix, pool_users, pool_items, epochs, rng, *, free_users=None,
+               free_items=None, learning_rate=None, pool_weighted=False) -> None:
+        """``epochs`` epochs of ``pool_users.size`` steps each, appending to the statistics;
+        only the users / items marked in ``free_users`` / ``free_items`` change (None: all),
+        with ``learning_rate`` (None: the model's). ``pool_weighted``: negatives as
+        :func:`pool_negative_cdf` draws them for a pool that is a part of ``matrix``."""
         indptr = matrix.indptr.astype(np.int64)
         indices = matrix.indices.astype(np.int32)
         self.positive_counts_ = np.bincount(matrix.indices, minlength=matrix.shape[1])
         cdf = self._cdf()
-        lr = np.float32(self.learning_rate)
+        if pool_weighted:
+            cdf = pool_negative_cdf(cdf, self.positive_counts_, pool_items)
+        lr = np.float32(self.learning_rate if learning_rate is None else learning_rate)
         reg = np.float32(self.regularization)
+        none = np.empty(0, dtype=np.bool_)
+        if free_users is None and free_items is None:
+            free_users = free_items = none
+        else:
+            free_users = (np.ones(U.shape[0], np.bool_) if free_users is None
+                          else np.ascontiguousarray(free_users, dtype=np.bool_))
+            free_items = (np.ones(V.shape[0], np.bool_) if free_items is None
+                          else np.ascontiguousarray(free_items, dtype=np.bool_))
         with numba_threads(self.num_threads, type(self).__name__) as n_chunks:
             states = rng.integers(0, 2**63, size=n_chunks, dtype=np.uint64)
             stats = np.zeros((n_chunks, 2), dtype=np.int64)
             n = pool_users.size
             # compile (or load from the cache) outside the timed epochs
             _bpr_epoch(pool_users, pool_items, indptr, indices, U, V, cdf, lr, reg,
-                       bool(self.item_bias), bool(self.verify_negative), 0, states.copy(), stats)
+                       bool(self.item_bias), bool(self.verify_negative), 0, states.copy(), stats,
+                       free_users, free_items)
             for _ in range(epochs if n else 0):
                 start = time.perf_counter()
                 _bpr_epoch(pool_users, pool_items, indptr, indices, U, V, cdf, lr, reg,
-                           bool(self.item_bias), bool(self.verify_negative), n, states, stats)
+                           bool(self.item_bias), bool(self.verify_negative), n, states, stats,
+                           free_users, free_items)
                 self.epoch_seconds_.append(time.perf_counter() - start)
                 correct, skipped = stats.sum(axis=0)
                 self.skipped_ += int(skipped)
@@ -522,18 +610,24 @@ class BPR(FactorModel):
 
     # ------------------------------------------------------------------ incremental
     def partial_fit(self, interactions: Interactions, epochs: int | None = None,
-                    replay: float = 1.0) -> BPR:
+                    replay: float | None = None) -> BPR:
         """Absorb new interactions without a refit.
 
-        The id maps grow (:meth:`IdMap.grow`); new users and items start as in ``fit``; then
-        ``epochs`` (None: ``iterations``) epochs run over a pool of the new pairs plus
-        ``replay`` times as many old training pairs drawn at random (kept since ``fit`` in
-        memory; a loaded model has none and trains on the new pairs alone), negatives drawn
-        from all items and verified against old and new positives."""
+        The id maps grow (:meth:`IdMap.grow`); new users and items start as in ``fit``. The
+        new users are first folded in: ``partial_fold_epochs`` epochs over their pairs with
+        every item fixed (the new ones at their start). Then ``epochs`` (None:
+        ``partial_epochs``) epochs run over a pool of the new pairs plus ``replay`` (None:
+        ``partial_replay``) times as many old training pairs drawn at random (kept since
+        ``fit`` in memory; a loaded model has none and trains on the new pairs alone),
+        every parameter free, negatives drawn from all items and verified against old and new
+        positives. Every epoch runs in the kernel ``fit`` runs."""
         self._check_fitted()
         self._check_params()
-        epochs = int(self.iterations if epochs is None else epochs)
-        replay = check_rate(replay, "replay", type(self).__name__)
+        owner = type(self).__name__
+        epochs = int(self.partial_epochs if epochs is None else epochs)
+        if epochs < 0:
+            raise ValueError(f"{owner}.partial_fit: epochs must be >= 0, got {epochs}")
+        replay = check_rate(self.partial_replay if replay is None else replay, "replay", owner)
         old_u, old_i = self.user_factors_.shape[0], self.item_factors_.shape[0]
         old, new = grow_positives(self, interactions)
         both = (old + new).tocsr()
@@ -546,14 +640,23 @@ class BPR(FactorModel):
         V = self._initial(rng, self.n_items_, np.bincount(both.indices, minlength=self.n_items_) > 0,
                           user_side=False)
         U[:old_u], V[:old_i] = U0, V0
-        new_rows = np.repeat(np.arange(new.shape[0]), np.diff(new.indptr))
-        old_rows = np.repeat(np.arange(old.shape[0]), np.diff(old.indptr))
-        take = rng.choice(old.nnz, size=min(old.nnz, int(round(replay * new.nnz))), replace=False)
-        pool_users = np.concatenate([new_rows, old_rows[take]]).astype(np.int32)
-        pool_items = np.concatenate([new.indices, old.indices[take]]).astype(np.int32)
+        new_rows = np.repeat(np.arange(new.shape[0], dtype=np.int32), np.diff(new.indptr))
+        new_cols = new.indices.astype(np.int32)
         if not hasattr(self, "epoch_seconds_"):
             self.epoch_seconds_, self.train_auc_, self.skipped_ = [], [], 0
-        self._train(U, V, both, pool_users, pool_items, epochs, rng)
+        # 1. the new users by SGD on their pairs with every item fixed (a fold-in on the grown
+        # catalog). No such phase for the new items: with the users fixed an item is drawn as
+        # a negative far less often than in training, and its bias and norm overshoot.
+        new_user = np.arange(self.n_users_) >= old_u
+        pick = new_user[new_rows]
+        self._train(U, V, both, new_rows[pick], new_cols[pick], int(self.partial_fold_epochs),
+                    rng, free_users=new_user, free_items=np.zeros(self.n_items_, np.bool_))
+        # 2. joint epochs over the new pairs and a replayed sample of the old
+        old_rows = np.repeat(np.arange(old.shape[0], dtype=np.int32), np.diff(old.indptr))
+        take = rng.choice(old.nnz, size=min(old.nnz, int(round(replay * new.nnz))), replace=False)
+        pool_users = np.concatenate([new_rows, old_rows[take]]).astype(np.int32)
+        pool_items = np.concatenate([new_cols, old.indices[take]]).astype(np.int32)
+        self._train(U, V, both, pool_users, pool_items, epochs, rng, pool_weighted=True)
         self._store(U, V)
         return self
 
