@@ -378,3 +378,14 @@ def test_partial_fit_runs_only_kernels_a_fit_compiled():
 def test_bad_partial_parameters_are_named(param, value):
     with pytest.raises(ValueError, match=param):
         ALS(**{param: value}).fit(_counts())
+
+
+def test_balanced_order_splits_work_evenly_and_is_a_permutation():
+    from recforge.models.factorization.als import balanced_order
+
+    nnz = np.array([100, 90, 80, 70, 5, 4, 3, 2, 1, 1])  # popular rows first, as MovieLens
+    order = balanced_order(nnz, 2)
+    assert sorted(order.tolist()) == list(range(nnz.size))
+    halves = nnz[order[:5]].sum(), nnz[order[5:]].sum()
+    assert abs(halves[0] - halves[1]) <= 12  # contiguous halves: 100+... vs 90+... (not 355 vs 11)
+    np.testing.assert_array_equal(balanced_order(nnz, 1), np.arange(nnz.size))
