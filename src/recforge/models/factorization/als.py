@@ -216,23 +216,31 @@ def _exact_row(indptr, indices, conf, y, a0, u, out):
 
 
 @numba.njit(cache=True, fastmath=True, parallel=True)
-def _solve_rows(indptr, indices, conf, x, y, a0, rows, exact, cg_steps):
+def _solve_rows(indptr, indices, conf, x, y, a0, rows, exact, cg_steps, n_threads):
     """Update ``x[rows[j]]`` in place with ``y`` fixed, in parallel over the rows: the exact
     solve (:func:`_exact_row`) where ``exact[j]``, else ``cg_steps`` conjugate-gradient steps
     from the current factors (:func:`_cg_row`). ``a0`` = :math:`Y^\\top Y + \\lambda I` in
     float64. The one kernel of :meth:`ALS.fit` and :meth:`ALS.partial_fit` (both solvers, new
-    and known rows), so that one fit compiles everything an update runs."""
+    and known rows), so that one fit compiles everything an update runs.
+
+    The rows are cut into ``n_threads`` contiguous chunks, one per thread (the layout
+    :func:`balanced_order` prepares), each with its own CG scratch vectors, allocated once per
+    chunk rather than once per row (the thread count comes in as an argument: reading it here
+    would keep the kernel out of Numba's cache)."""
     k = x.shape[1]
     a0_cg = a0.astype(x.dtype)
-    for j in numba.prange(rows.shape[0]):
-        u = rows[j]
-        if exact[j]:
-            _exact_row(indptr, indices, conf, y, a0, u, x[u])
-        else:
-            r = np.empty(k, dtype=x.dtype)
-            p = np.empty(k, dtype=x.dtype)
-            ap = np.empty(k, dtype=x.dtype)
-            _cg_row(indptr, indices, conf, x[u], y, a0_cg, u, cg_steps, r, p, ap)
+    n = rows.shape[0]
+    n_chunks = max(1, min(n_threads, n))
+    for t in numba.prange(n_chunks):
+        r = np.empty(k, dtype=x.dtype)
+        p = np.empty(k, dtype=x.dtype)
+        ap = np.empty(k, dtype=x.dtype)
+        for j in range(t * n // n_chunks, (t + 1) * n // n_chunks):
+            u = rows[j]
+            if exact[j]:
+                _exact_row(indptr, indices, conf, y, a0, u, x[u])
+            else:
+                _cg_row(indptr, indices, conf, x[u], y, a0_cg, u, cg_steps, r, p, ap)
 
 
 @numba.njit(cache=True, fastmath=True, parallel=True)
@@ -524,8 +532,9 @@ class ALS(FactorModel):
         a0 = _regularised_gram(y, float(self.regularization), np.float64)
         steps = int(self.cg_steps if cg_steps is None else cg_steps)
         rows = np.ascontiguousarray(rows, dtype=np.int64)
-        order = balanced_order(np.diff(indptr)[rows], numba.get_num_threads())
-        _solve_rows(indptr, indices, data, x, y, a0, rows[order], flags[order], steps)
+        n_threads = numba.get_num_threads()
+        order = balanced_order(np.diff(indptr)[rows], n_threads)
+        _solve_rows(indptr, indices, data, x, y, a0, rows[order], flags[order], steps, n_threads)
 
     def training_loss(self) -> float:
         """The objective (:func:`als_objective`) of the current factors on the kept feedback."""
@@ -545,7 +554,7 @@ class ALS(FactorModel):
         with _threads(self.num_threads):
             _solve_rows(indptr, indices, data, out, fixed, a0,
                         np.arange(c.shape[0], dtype=np.int64), np.ones(c.shape[0], np.bool_),
-                        int(self.cg_steps))
+                        int(self.cg_steps), numba.get_num_threads())
         return out
 
     def fold_in(self, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
