@@ -64,7 +64,7 @@ def test_cg_run_to_convergence_equals_numpy_solve():
     a0 = _regularised_gram(y, model.regularization, np.float64)
     rows = np.arange(data.n_users, dtype=np.int64)
     cg = np.zeros(data.n_users, dtype=np.bool_)
-    _solve_rows(indptr, indices, values, x, y, a0, rows, cg, 25)
+    _solve_rows(indptr, indices, values, x, y, a0, rows, cg, 25, 2)
     for u in range(data.n_users):
         a, b = _normal_equations(model, dense_conf[u])
         np.testing.assert_allclose(x[u], np.linalg.solve(a, b), rtol=1e-8, atol=1e-10)
@@ -74,7 +74,7 @@ def test_cg_run_to_convergence_equals_numpy_solve():
     errors = []
     for steps in (1, 3):
         xs = model.user_factors_.astype(np.float64).copy()
-        _solve_rows(indptr, indices, values, xs, y, a0, rows, cg, steps)
+        _solve_rows(indptr, indices, values, xs, y, a0, rows, cg, steps, 2)
         errors.append(np.abs(xs - exact).max())
     start_error = np.abs(model.user_factors_ - exact).max()
     assert errors[1] < 0.2 * start_error and errors[1] < 0.3 * errors[0]
@@ -324,7 +324,7 @@ def test_partial_fit_solves_new_rows_exactly_and_steps_known_rows_once():
     indptr, indices, values = _kernel_csr(conf_t, np.float32)
     _solve_rows(indptr, indices, values, y_step, x_then,
                 _regularised_gram(x_then, 0.1, np.float64), known,
-                np.zeros(known.size, np.bool_), 1)
+                np.zeros(known.size, np.bool_), 1, 2)
     np.testing.assert_allclose(model.item_factors_[known], y_step[known], rtol=1e-4, atol=1e-6)
     # new users: the exact solve against every item after the item update
     new_users = np.arange(n_old_u, data.n_users)
