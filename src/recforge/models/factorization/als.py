@@ -94,7 +94,7 @@ _BM25_B = 0.8
 # ---------------------------------------------------------------------- kernels
 @numba.njit(cache=True, fastmath=True, inline="always")
 def _dot(a, b):
-    acc = 0.0
+    acc = a.dtype.type(0)  # accumulate in the factors' type: float32 stays float32 (as BLAS sdot)
     for j in range(a.shape[0]):
         acc += a[j] * b[j]
     return acc
@@ -105,7 +105,7 @@ def _gram_times(a0, v, out):
     """out = a0 @ v for a dense symmetric (k, k) matrix."""
     k = v.shape[0]
     for r in range(k):
-        acc = 0.0
+        acc = v.dtype.type(0)
         for c in range(k):
             acc += a0[r, c] * v[c]
         out[r] = acc
