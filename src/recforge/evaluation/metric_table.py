@@ -182,9 +182,8 @@ _ROWS = [
 
 
 def _diversity(lists, ctx):
-    from .tasks import intra_list_diversity  # the batched cosine form lives with the top-N task
 
-    return intra_list_diversity(lists, ctx["item_vectors"])
+    return M.intra_list_diversity(lists, ctx["item_vectors"])
 
 
 #: Every metric by base name, in reporting order.

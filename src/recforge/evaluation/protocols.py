@@ -51,6 +51,7 @@ from .. import split as S
 from ..data.dataset import Dataset
 from ..data.interactions import Interactions
 from ..data.sessions import SessionEvents
+from ..metrics.beyond_accuracy import intra_list_diversity
 from .metric_table import LOWER_IS_BETTER, higher_is_better, metric_base
 from .tasks import (
     Fold,
@@ -61,7 +62,6 @@ from .tasks import (
     Task,
     TopNRanking,
     evaluate_score_function,
-    intra_list_diversity,
     rank_with_score_function,
     sample_negatives,
     score_topn,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._json import jsonable
 from .metric_table import higher_is_better, metric_base
 
 log = logging.getLogger(__name__)
@@ -297,9 +298,7 @@ def render_html(results) -> str:
 
 
 def _safe(obj):
-    from .results import _jsonable
-
-    return _jsonable(obj)
+    return jsonable(obj)
 
 
 def write_report(results, path) -> Path:

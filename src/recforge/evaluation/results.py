@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ._json import jsonable as _jsonable
 from .metric_table import SQRT_METRICS, higher_is_better
 from .significance import bootstrap_ci, pairwise_tests
 
@@ -346,20 +346,3 @@ def _fmt(v: float) -> str:
 
 def _records(df: pd.DataFrame) -> list[dict]:
     return [_jsonable(r) for r in df.to_dict(orient="records")]
-
-
-def _jsonable(obj):
-    """Plain JSON types; NaN and infinities become None (JSON has no NaN)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, (bool, int, str)):
-        return obj
-    return str(obj)

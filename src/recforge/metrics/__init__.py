@@ -19,6 +19,7 @@ from .beyond_accuracy import (
     catalog_coverage,
     churn,
     diversity,
+    intra_list_diversity,
     novelty,
     popularity_rank,
     user_coverage,
@@ -44,6 +45,6 @@ __all__ = [
     "hits_matrix", "hit_rate", "arhr", "cumulative_hit_rate", "rating_hit_rate",
     "precision_at_k", "recall_at_k", "ndcg_at_k", "average_precision_at_k", "reciprocal_rank",
     "auc",
-    "catalog_coverage", "user_coverage", "diversity", "novelty", "popularity_rank", "churn",
+    "catalog_coverage", "user_coverage", "diversity", "intra_list_diversity", "novelty", "popularity_rank", "churn",
     "session", "mrr_at_k", "rank_of_target",
 ]

@@ -26,6 +26,7 @@ from scipy.stats import rankdata
 from .ranking import _as_recommended
 
 __all__ = [
+    "intra_list_diversity",
     "catalog_coverage",
     "user_coverage",
     "diversity",
@@ -158,6 +159,39 @@ def diversity(recommended, item_similarity, batch_size: int = 4096) -> np.ndarra
         with np.errstate(invalid="ignore", divide="ignore"):
             div = 1.0 - sims.sum(axis=1) / n_pairs
         div[n_pairs == 0] = np.nan
+        out[start:start + block.shape[0]] = div
+    return out
+
+
+def intra_list_diversity(recommended: np.ndarray, item_vectors: sp.csr_matrix,
+                         batch_size: int = 256) -> np.ndarray:
+    """Per row, ``1 -`` the mean pairwise cosine similarity of the recommended items.
+
+    The same quantity as :func:`diversity` with cosine similarity of the
+    rows of ``item_vectors`` (Ziegler et al., WWW 2005, intra-list similarity), computed
+    without forming the item x item matrix or one vector per pair: for a list ``L`` of unit
+    vectors, the sum of ``cos(i, j)`` over ordered pairs ``i != j`` is
+    ``||sum_{i in L} v_i||^2 - sum_{i in L} ||v_i||^2``. Memory is bounded by ``batch_size``
+    lists at a time. Rows with fewer than two items are NaN.
+    """
+    rec = np.asarray(recommended)
+    n_rows = rec.shape[0]
+    out = np.full(n_rows, np.nan)
+    self_sq = np.asarray(item_vectors.multiply(item_vectors).sum(axis=1)).ravel()
+    for start in range(0, n_rows, batch_size):
+        block = rec[start:start + batch_size]
+        valid = block >= 0
+        lens = valid.sum(axis=1).astype(np.float64)
+        rows = np.repeat(np.arange(block.shape[0]), valid.sum(axis=1))
+        cols = block[valid]
+        ind = sp.csr_matrix((np.ones(cols.size), (rows, cols)),
+                            shape=(block.shape[0], item_vectors.shape[0]))
+        summed = ind @ item_vectors  # each list's sum of item vectors
+        sq = np.asarray(summed.multiply(summed).sum(axis=1)).ravel()
+        diag = np.bincount(rows, weights=self_sq[cols], minlength=block.shape[0])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            div = 1.0 - (sq - diag) / (lens * (lens - 1.0))
+        div[lens < 2] = np.nan
         out[start:start + block.shape[0]] = div
     return out
 
