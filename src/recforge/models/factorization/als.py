@@ -70,7 +70,6 @@ The scores :math:`x_u^\top y_i` estimate preferences, not ratings; the model ran
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from typing import ClassVar
 
 import numba
@@ -78,6 +77,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
+from .._threads import numba_threads
 from ..base import EMBEDDINGS, FOLD_IN, INCREMENTAL, RANKING, SIMILAR_ITEMS, register
 from ..feedback import SCALINGS, WEIGHTINGS, check_feedback_params, confidence, implicit_feedback
 from .base import FactorModel
@@ -295,20 +295,6 @@ def als_objective(conf: sp.csr_matrix, user_factors: np.ndarray, item_factors: n
 
 
 # ---------------------------------------------------------------------- helpers
-@contextmanager
-def _threads(num_threads):
-    """Run Numba's parallel kernels on ``num_threads`` threads (None: all), restoring after."""
-    if num_threads is None:
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(num_threads), numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
-
-
 def _kernel_csr(conf: sp.csr_matrix, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (conf.indptr.astype(np.int64), conf.indices.astype(np.int32),
             conf.data.astype(dtype))
@@ -511,7 +497,7 @@ class ALS(FactorModel):
         all_users = np.arange(n_users, dtype=np.int64)
         all_items = np.arange(n_items, dtype=np.int64)
         seconds = []
-        with _threads(self.num_threads):
+        with numba_threads(self.num_threads, type(self).__name__):
             for _ in range(int(self.iterations)):
                 start = time.perf_counter()
                 self._half_step(user_side, self.user_factors_, self.item_factors_, all_users)
@@ -551,7 +537,7 @@ class ALS(FactorModel):
         out = np.zeros((c.shape[0], fixed.shape[1]), dtype=np.float64)
         a0 = _regularised_gram(fixed, float(self.regularization), np.float64)
         indptr, indices, data = _kernel_csr(c, np.float64)
-        with _threads(self.num_threads):
+        with numba_threads(self.num_threads, type(self).__name__):
             _solve_rows(indptr, indices, data, out, fixed, a0,
                         np.arange(c.shape[0], dtype=np.int64), np.ones(c.shape[0], np.bool_),
                         int(self.cg_steps), numba.get_num_threads())
@@ -602,7 +588,7 @@ class ALS(FactorModel):
         user_side = _kernel_csr(conf, FACTOR_DTYPE)
         item_side = _kernel_csr(conf_t, FACTOR_DTYPE)
         x, y = self.user_factors_, self.item_factors_
-        with _threads(self.num_threads):
+        with numba_threads(self.num_threads, type(self).__name__):
             # items first: a new item's users are mostly known ones with trained factors, and
             # the new users are then solved against every item, the new ones included
             steps = int(self.partial_cg_steps)

@@ -55,7 +55,6 @@ The model uses presence only: every kept interaction is one positive pair, whate
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 
@@ -65,6 +64,7 @@ import scipy.sparse as sp
 from numba import prange
 
 from ...data import Interactions
+from .._threads import numba_threads
 from ..base import EMBEDDINGS, FOLD_IN, INCREMENTAL, RANKING, SIMILAR_ITEMS, register
 from ..feedback import check_feedback_params, implicit_feedback
 from .base import FactorModel
@@ -319,26 +319,6 @@ def _bpr_fold_in(indptr, indices, V, cdf, lr, reg, verify, epochs, seed, out):  
 
 
 # ---------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def numba_threads(num_threads, owner: str):
-    """Run the block with ``num_threads`` Numba threads (None: all), restoring the previous
-    number after; yields the number of chunks (= the requested threads)."""
-    limit = numba.config.NUMBA_NUM_THREADS
-    if num_threads is None:
-        n = limit
-    else:
-        if isinstance(num_threads, bool) or int(num_threads) != num_threads or num_threads < 1:
-            raise ValueError(f"{owner}: num_threads must be None or an integer >= 1, "
-                             f"got {num_threads!r}")
-        n = int(num_threads)
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(n, limit))
-    try:
-        yield n
-    finally:
-        numba.set_num_threads(previous)
-
-
 def check_rate(value, name: str, owner: str, positive: bool = False) -> float:
     """A finite float >= 0 (> 0 with ``positive``), else a ``ValueError`` naming it."""
     try:

@@ -63,6 +63,7 @@ import scipy.sparse as sp
 from numba import prange
 
 from ...data import Interactions
+from .._threads import numba_threads
 from ..base import EMBEDDINGS, FOLD_IN, INCREMENTAL, RANKING, SIMILAR_ITEMS, register
 from ..feedback import check_feedback_params, implicit_feedback
 from .base import FactorModel
@@ -74,7 +75,6 @@ from .bpr import (
     grow_positives,
     history_positives,
     negative_cdf,
-    numba_threads,
     row_seed,
 )
 

@@ -36,12 +36,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
 from ...data.interactions import Interactions
+from .._threads import numba_threads
 from ..base import FOLD_IN, INCREMENTAL, RANKING, Recommender, register
 from ..feedback import check_feedback_params, implicit_feedback
 from ..query import FallbackLog, History
@@ -232,14 +232,9 @@ class SLIM(Recommender):
 
     def _solve(self, columns=None, start=None) -> sp.csc_matrix:
         alpha, l1_ratio, max_iter, tol, topk, threads = self._check_params()
-        previous = numba.get_num_threads()
-        try:
-            if threads is not None:
-                numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        with numba_threads(threads, "SLIM"):
             return slim_weights(self.feedback_, alpha, l1_ratio, max_iter, tol, topk,
                                 columns=columns, start=start)
-        finally:
-            numba.set_num_threads(previous)
 
     def _fit(self, train: Interactions, *, item_features=None, validation=None) -> None:
         self._check_params()
