@@ -4,7 +4,7 @@
 registered as a model version, checked and made live before the server starts; the models
 root (``--models-root``, default: the folder holding ``MODEL_DIR``) confines later
 ``POST /models`` registrations. The store (``--store``, default ``recforge-store.sqlite`` in
-the models root) keeps events and versions, shared by every worker.
+the models root, or a ``postgresql://`` URL) keeps events and versions, shared by every worker.
 """
 
 from __future__ import annotations
@@ -31,14 +31,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             read_config,
             read_tokens,
         )
-        from ..serving.store import SQLiteStore
+        from ..serving.store import StoreError, open_store
         from ..serving.versions import ModelVersions, VersionError
     except ImportError as e:
         raise UsageError(f"serving needs the 'serve' extra (pip install 'recforge[serve]'): {e}") from None
 
     model_dir = Path(args.model_dir).resolve()
     root = Path(args.models_root).resolve() if args.models_root else model_dir.parent
-    store_path = Path(args.store) if args.store else root / "recforge-store.sqlite"
+    if args.store and args.store.startswith(("postgresql://", "postgres://")):
+        store_spec = args.store
+    else:
+        store_spec = str((Path(args.store) if args.store else root / "recforge-store.sqlite")
+                         .resolve())
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     try:
@@ -50,11 +54,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             read_tokens(args.token_file)  # fail now, not in a worker
     except ConfigError as e:
         raise UsageError(str(e)) from None
-    settings = Settings(models_root=str(root), store=str(store_path.resolve()),
+    settings = Settings(models_root=str(root), store=store_spec,
                         token_file=str(Path(args.token_file).resolve()) if args.token_file else None,
                         limits=limits, rules=rules, ann=ann)
     # register and promote once here, so that workers (and restarted workers) follow the store
-    store = SQLiteStore(settings.store)
+    try:
+        store = open_store(settings.store)
+    except StoreError as e:
+        raise UsageError(str(e)) from None
     try:
         versions = ModelVersions(root, store, rules, ann=ann)
         rec = versions.register(model_dir)
@@ -64,7 +71,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"serving model version {rec.version} ({rec.model}, {rec.path}) on "
-          f"http://{args.host}:{args.port} (docs at /docs, store {settings.store})")
+          f"http://{args.host}:{args.port} (docs at /docs, store {store.path})")
     if args.workers == 1:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     else:
@@ -84,7 +91,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--store", help="SQLite store path (default: recforge-store.sqlite in the "
-                                   "models root)")
+                                   "models root), or a postgresql://user@host:port/db URL")
     p.add_argument("--models-root", help="folder that model versions must be inside (default: "
                                          "the folder holding MODEL_DIR)")
     p.add_argument("--token-file", help="file of bearer tokens for writes, one per line "

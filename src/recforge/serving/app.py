@@ -28,7 +28,7 @@ from .config import Settings, read_tokens
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .schemas import ClickIn, EventsIn, QueryIn, RegisterIn
 from .service import Service, ServiceError
-from .store import Event, SQLiteStore, StoreError
+from .store import Event, StoreError, open_store
 from .versions import ModelVersions, VersionError
 
 logger = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ async def _send_json(send, status: int, body: dict) -> None:
 def create_app(settings: Settings) -> FastAPI:
     """The service app. With ``settings.model_dir`` that directory is registered and promoted
     at once (an unusable one raises :class:`VersionError` naming the file)."""
-    store = SQLiteStore(settings.store)
+    store = open_store(settings.store)
     versions = ModelVersions(settings.models_root, store, settings.rules,
                              refresh_seconds=settings.refresh_seconds, ann=settings.ann)
     if settings.model_dir is not None:
