@@ -29,6 +29,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             Settings,
             read_ann,
             read_config,
+            read_sections,
             read_tokens,
         )
         from ..serving.store import StoreError, open_store
@@ -48,6 +49,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         limits, rules = read_config(args.config) if args.config else (Limits(), Rules())
         ann = read_ann(args.config) if args.config else AnnSettings()
+        exploration, updates = read_sections(args.config) if args.config else (None, None)
         if args.index:
             ann.index = args.index
         if args.token_file:
@@ -57,6 +59,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings(models_root=str(root), store=store_spec,
                         token_file=str(Path(args.token_file).resolve()) if args.token_file else None,
                         limits=limits, rules=rules, ann=ann)
+    if exploration is not None:
+        settings.exploration, settings.updates = exploration, updates
     # register and promote once here, so that workers (and restarted workers) follow the store
     try:
         store = open_store(settings.store)
@@ -81,8 +85,32 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_log(args: argparse.Namespace) -> int:
+    from ..serving.store import StoreError, export_impressions, open_store
+    from .main import UsageError
+
+    if not args.store.startswith(("postgresql://", "postgres://")) and \
+            not Path(args.store).is_file():
+        raise UsageError(f"{args.store}: no such store file")
+    try:
+        store = open_store(args.store)
+        n = export_impressions(store, args.out, after_id=args.after)
+    except (StoreError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    print(f"{n} shown slots written to {args.out}")
+    return 0
+
+
 def add_parser(subparsers) -> None:
-    """Add ``serve``."""
+    """Add ``serve`` and ``export-log``."""
+    e = subparsers.add_parser(
+        "export-log", help="export the service's log of shown lists (for offline evaluation)",
+        description="Every list the service showed, one row per slot: list_id, position, item, "
+                    "whether the slot was exploratory and its propensity (see docs/serving.md).")
+    e.add_argument("store", help="SQLite store path or postgresql:// URL")
+    e.add_argument("--out", required=True, help="output file: .jsonl or .parquet")
+    e.add_argument("--after", type=int, default=0, help="only rows after this id")
+    e.set_defaults(func=_cmd_export_log)
     p = subparsers.add_parser(
         "serve", help="serve a saved model over HTTP (recommendations, sessions, events)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,7 +124,8 @@ def add_parser(subparsers) -> None:
                                          "the folder holding MODEL_DIR)")
     p.add_argument("--token-file", help="file of bearer tokens for writes, one per line "
                                         "(without it, writes are refused)")
-    p.add_argument("--config", help="TOML file with [limits], [rules] (stoplist) and [ann]")
+    p.add_argument("--config", help="TOML file with [limits], [rules] (stoplist, popularity "
+                                    "filter, cold start), [ann], [exploration] and [updates]")
     p.add_argument("--index", choices=("auto", "exact", "hnsw", "ivf"),
                    help="retrieval index of MODEL_DIR's version (default: [ann] index, auto)")
     p.set_defaults(func=_cmd_serve)

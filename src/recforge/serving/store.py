@@ -398,3 +398,28 @@ class SQLiteStore(Store):
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+
+def export_impressions(store: Store, path, after_id: int = 0, batch: int = 10000) -> int:
+    """Write the log of shown lists (one row per slot, :data:`IMPRESSION_COLUMNS`) to ``path``:
+    JSON lines for ``.jsonl``, Parquet for ``.parquet``; returns the number of rows."""
+    path = Path(path)
+    if path.suffix not in (".jsonl", ".parquet"):
+        raise ValueError(f"{path}: export as .jsonl or .parquet")
+    rows: list[dict] = []
+    while True:
+        page = store.impressions(after_id=after_id, limit=batch)
+        rows.extend(page)
+        if len(page) < batch:
+            break
+        after_id = page[-1]["id"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".jsonl":
+        with open(path, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, separators=(",", ":")) + "\n")
+    else:
+        import pandas as pd
+
+        pd.DataFrame(rows, columns=list(IMPRESSION_COLUMNS)).to_parquet(path, index=False)
+    return len(rows)
