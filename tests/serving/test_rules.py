@@ -184,3 +184,17 @@ def test_greedy_lists_are_logged_with_propensity_one(make_client):
 
 
 __all__ = ["TITLES"]
+
+
+def test_a_list_is_served_when_it_cannot_be_logged(make_client, monkeypatch):
+    from recforge.serving.store import SQLiteStore, StoreError
+
+    client = make_client("knn", exploration=Exploration(log=True))
+
+    def refuse(self, shown):
+        raise StoreError("the store x cannot be written: attempt to write a readonly database")
+
+    monkeypatch.setattr(SQLiteStore, "log_list", refuse)
+    body = client.get("/users/4/recommendations?k=5").json()
+    assert [e["item"] for e in body["items"]] == [10, 20, 50] and "list_id" not in body
+    assert "recforge_list_log_failures_total 1.0" in client.get("/metrics").text

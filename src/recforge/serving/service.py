@@ -330,14 +330,19 @@ class Service:
 
     def _pool(self, lv: LiveVersion, stats: dict) -> list[str]:
         """New and under-exposed items (text ids), the least shown first, at most
-        ``max_pool``; the stoplist never."""
+        ``max_pool``; the stoplist never. Rebuilt when the exposure counts are re-read."""
+        cached = lv._cache.get("pool")
+        if cached is not None and cached[0] is stats:
+            return cached[1]
         banned = self._banned_text(lv)
         limit = self.exploration.min_impressions
         known = [str(x) for x in lv.model.item_map_.raw.tolist()]
         pool = [i for i in lv.new_items() + known
                 if i not in banned and stats.get(i, (0, 0))[0] < limit]
         pool.sort(key=lambda i: stats.get(i, (0, 0))[0])  # stable: new items first on ties
-        return pool[:self.exploration.max_pool]
+        pool = pool[:self.exploration.max_pool]
+        lv._cache["pool"] = (stats, pool)
+        return pool
 
     def _present(self, lv: LiveVersion, out: dict, endpoint: str, k: int, *, seen=(),
                  exclude=None, candidates=None, user=None, session=None,
