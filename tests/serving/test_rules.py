@@ -181,6 +181,10 @@ def test_greedy_lists_are_logged_with_propensity_one(make_client):
     assert [(r["item"], r["position"], r["propensity"], r["exploratory"]) for r in rows] == \
         [("10", 0, 1.0, False), ("20", 1, 1.0, False), ("50", 2, 1.0, False)]
     assert rows[0]["user"] == "4" and rows[0]["policy"] == "greedy"
+    assert items(client.get("/onboarding?n=2")) == [20, 10]
+    rows = [json.loads(x) for x in client.get("/impressions?after=3", headers=AUTH).text.splitlines()]
+    assert [(r["endpoint"], r["item"], r["user"]) for r in rows] == \
+        [("/onboarding", "20", None), ("/onboarding", "10", None)]
 
 
 __all__ = ["TITLES"]
@@ -198,3 +202,15 @@ def test_a_list_is_served_when_it_cannot_be_logged(make_client, monkeypatch):
     body = client.get("/users/4/recommendations?k=5").json()
     assert [e["item"] for e in body["items"]] == [10, 20, 50] and "list_id" not in body
     assert "recforge_list_log_failures_total 1.0" in client.get("/metrics").text
+
+
+def test_exploration_never_shows_a_user_what_they_did(make_client, ts_bundle):
+    client = make_client(ts_bundle, rules=Rules(stoplist_keywords=["adult"]),
+                         exploration=Exploration(epsilon=1.0, seed=5, min_impressions=10 ** 6))
+    client.post("/events", json={"events": [{"user": 200, "item": 60}]}, headers=AUTH)
+    mine = {e["item"] for _ in range(10)
+            for e in client.get("/users/200/recommendations?k=3").json()["items"]}
+    other = {e["item"] for _ in range(10)
+             for e in client.get("/users/201/recommendations?k=3").json()["items"]}
+    assert "60" not in mine and mine <= {10, 30, 40}
+    assert "60" in other and 70 not in other | mine

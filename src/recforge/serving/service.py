@@ -140,7 +140,8 @@ class Service:
                 "items": self._items_out(lv, rec)}
 
     def _user_history(self, lv: LiveVersion, user: str):
-        """The user's training rows then stored events: (item ids, values) in model ids."""
+        """The user's training rows then stored events: (item ids, values) in model ids, and
+        the stored events' items that the model does not know (new items), as text."""
         model = lv.model
         items: list = []
         values: list = []
@@ -151,7 +152,7 @@ class Service:
         ids, known = to_model_ids([e.item for e in events], model.item_map_)
         items += ids[known].tolist()
         values += [e.value for e, k in zip(events, known, strict=True) if k]
-        return items, values, int((~known).sum())
+        return items, values, [e.item for e, k in zip(events, known, strict=True) if not k]
 
     @staticmethod
     def _history_row(model: Recommender, items: list, values: list):
@@ -168,7 +169,8 @@ class Service:
         candidates = self._check_list("candidates", candidates)
         lv = self.live()
         model = lv.model
-        items, values, unknown = self._user_history(lv, user)
+        items, values, unknown_items = self._user_history(lv, user)
+        unknown = len(unknown_items)
         users = None
         user_map = getattr(model, "user_map_", None)
         if user_map is not None:
@@ -188,7 +190,8 @@ class Service:
         out = self._answer(lv, rec, user=user)
         if unknown:
             out["notes"]["stored event with an item the model does not know: skipped"] = unknown
-        return self._present(lv, out, "/users/{user}/recommendations", k, seen=items,
+        return self._present(lv, out, "/users/{user}/recommendations", k,
+                             seen=items + unknown_items,
                              exclude=exclude, candidates=candidates, user=user)
 
     def recommend_history(self, history, k: int, exclude=None, candidates=None,
@@ -278,7 +281,7 @@ class Service:
         rec = self._rank(lv, scores, n, None, None, fallback="onboarding: popularity")
         rec.fallback = np.full(1, None, dtype=object)
         rec.fallbacks = {}
-        return self._answer(lv, rec)
+        return self._present(lv, self._answer(lv, rec), "/onboarding", n, explore=False)
 
     def onboard(self, items: list, k: int, user: str | None = None) -> dict:
         """A list from a few picked items: with a ``user`` the picks are stored as that
