@@ -214,3 +214,16 @@ def test_exploration_never_shows_a_user_what_they_did(make_client, ts_bundle):
              for e in client.get("/users/201/recommendations?k=3").json()["items"]}
     assert "60" not in mine and mine <= {10, 30, 40}
     assert "60" in other and 70 not in other | mine
+
+
+def test_thompson_exploration_through_the_service(make_client, ts_bundle):
+    client = make_client(ts_bundle, rules=Rules(stoplist_keywords=["adult"]),
+                         exploration=Exploration(epsilon=0.5, method="thompson", seed=2,
+                                                 min_impressions=10 ** 6, thompson_draws=50))
+    for n in range(6):
+        assert len(client.get(f"/users/{n + 1}/recommendations?k=2").json()["items"]) == 2
+    rows = [json.loads(x) for x in client.get("/impressions", headers=AUTH).text.splitlines()]
+    assert len(rows) == 12
+    assert {r["policy"] for r in rows} == {"epsilon-greedy(epsilon=0.5, thompson)"}
+    assert all(0 < r["propensity"] <= 1 for r in rows) and any(r["exploratory"] for r in rows)
+    assert all(r["item"] != "70" for r in rows)
