@@ -108,3 +108,20 @@ def test_updates_read_events_from_either_store(kind, make_client, request, tmp_p
     post(client, [{"user": u, "item": 50} for u in range(101, 105)])
     assert client.app.state.updater.run_once() == "applied"
     assert items(client.get("/users/nobody/recommendations?k=1")) == [50]
+
+
+def test_a_version_loaded_again_absorbs_every_event_again(make_client):
+    client = make_client("pop", updates=Updates(min_events=1))
+    versions, updater = client.app.state.versions, client.app.state.updater
+    post(client, [{"user": u, "item": 50} for u in range(101, 104)])
+    assert updater.run_once() == "applied"
+    post(client, [{"user": 104, "item": 50}])
+    assert updater.run_once() == "applied"
+    assert versions.live().revision == 2
+    versions._loaded.clear()  # as when a rollback evicted it: the next promotion reloads it
+    reloaded = versions.promote(1)
+    assert reloaded.revision == 0 and reloaded.model.item_popularity_.tolist()[-1] == 1
+    assert updater.run_once() == "applied"
+    live = versions.live()
+    assert live.revision == 1 and live.updated["events"] == 4
+    assert live.model.item_popularity_.tolist()[-1] == 5

@@ -45,7 +45,6 @@ class Updater:
         self.failures = 0
         self.applied = 0
         self.last_error: str | None = None
-        self._cursor: dict[int, int] = {}  # version -> last absorbed event id
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,7 +93,9 @@ class Updater:
             return "no live version"
         if INCREMENTAL not in lv.model.capabilities:
             return "not incremental"
-        after = self._cursor.get(lv.version, 0)
+        # where this loaded revision stands: a version loaded afresh (a rollback and back, a
+        # restart) starts again from its registration and absorbs every event since
+        after = lv._cache.get("cursor", lv.updated.get("last_event_id", 0))
         received_after = None
         if after == 0:
             rec = self.store.version(lv.version)
@@ -115,7 +116,7 @@ class Updater:
                 items.append(item)
                 events.append(e)
         if not events:
-            self._cursor[lv.version] = rows[-1][0]
+            lv._cache["cursor"] = rows[-1][0]
             return "too few events"
         new = Interactions.from_arrays(users, items, values=[e.value for e in events],
                                        timestamps=[e.timestamp for e in events])
@@ -142,7 +143,6 @@ class Updater:
                              "seconds": round(time.perf_counter() - started, 4)}
         if not self.versions.swap_revision(lv, candidate):
             return "discarded"
-        self._cursor[lv.version] = rows[-1][0]
         self.applied += 1
         self.last_error = None
         if self.metrics is not None:
