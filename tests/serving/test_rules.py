@@ -227,3 +227,10 @@ def test_thompson_exploration_through_the_service(make_client, ts_bundle):
     assert {r["policy"] for r in rows} == {"epsilon-greedy(epsilon=0.5, thompson)"}
     assert all(0 < r["propensity"] <= 1 for r in rows) and any(r["exploratory"] for r in rows)
     assert all(r["item"] != "70" for r in rows)
+
+
+def test_least_shown_items_first_ties_at_random():
+    explorer = Explorer(Exploration(epsilon=0.1, seed=0))
+    stats = {"a": (5, 0), "b": (0, 0), "d": (1, 0)}  # c never shown, not even counted
+    orders = {tuple(explorer.least_shown(["a", "b", "c", "d"], stats, 3)) for _ in range(20)}
+    assert orders == {("b", "c", "d"), ("c", "b", "d")}

@@ -123,6 +123,15 @@ class Explorer:
             return "greedy"
         return f"epsilon-greedy(epsilon={self.epsilon:g}, {self.settings.method})"
 
+    def least_shown(self, items: list[str], stats: dict, n: int) -> list[str]:
+        """The ``n`` items shown least (impressions in ``stats``), ties in random order (so
+        that a catalogue nobody has seen yet is not explored in id order)."""
+        with self._lock:
+            ties = self._rng.random(len(items))
+        shown = np.array([stats.get(i, (0, 0))[0] for i in items], dtype=np.float64)
+        order = np.lexsort((ties, shown))[:n]
+        return [items[j] for j in order.tolist()]
+
     def arrange(self, greedy: list[str], pool: list[str], k: int,
                 stats: dict | None = None) -> tuple[list[str], list[bool], list[float]]:
         """Fill ``k`` slots from the ``greedy`` list and the exploration ``pool`` (text ids);

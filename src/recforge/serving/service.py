@@ -342,8 +342,7 @@ class Service:
         known = [str(x) for x in lv.model.item_map_.raw.tolist()]
         pool = [i for i in lv.new_items() + known
                 if i not in banned and stats.get(i, (0, 0))[0] < limit]
-        pool.sort(key=lambda i: stats.get(i, (0, 0))[0])  # stable: new items first on ties
-        pool = pool[:self.exploration.max_pool]
+        pool = self.explorer.least_shown(pool, stats, self.exploration.max_pool)
         lv._cache["pool"] = (stats, pool)
         return pool
 
