@@ -1,5 +1,7 @@
 """Tiny models trained in the tests, saved as bundles under one models root."""
 
+import uuid
+
 import pandas as pd
 import pytest
 
@@ -64,3 +66,29 @@ def client(make_client):
 
 
 __all__ = ["AUTH", "TITLES", "Rules", "ratings", "sessions"]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server (see pg.py); skips when it cannot run here."""
+    pytest.importorskip("psycopg", reason='psycopg missing (pip install "psycopg[binary]")')
+    from .pg import Cluster, find_bin
+
+    bindir = find_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found")
+    try:
+        cluster = Cluster(bindir).start()
+    except (RuntimeError, OSError, KeyError) as exc:
+        pytest.skip(f"cannot start a PostgreSQL cluster here: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_spec(request, tmp_path):
+    """A fresh, empty store of each kind: a SQLite path, or a new PostgreSQL database URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.sqlite")
+    cluster = request.getfixturevalue("pg_cluster")
+    return cluster.new_database(f"t{uuid.uuid4().hex[:12]}")

@@ -221,3 +221,28 @@ def test_two_workers_write_concurrently(serve, tmp_path):
     conn = sqlite3.connect(tmp_path / "store.sqlite")
     assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 6 * 12 * 5
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_postgresql_store_with_two_workers_and_background_updates(serve, tmp_path, pg_cluster):
+    """`recforge serve --store postgresql://...` with two workers and [updates]: acknowledged
+    events survive a SIGKILL of the whole service, and each worker's MostPopular absorbs them."""
+    url = pg_cluster.new_database("faults")
+    conf = tmp_path / "serve.toml"
+    conf.write_text("[updates]\ninterval_s = 0.2\nmin_events = 1\n")
+    srv = serve("pop", "--workers", "2", "--config", str(conf), store=url)
+    for n in range(8):
+        resp = srv.client.post("/events", json={"events": [{"user": 100 + n, "item": 50}]},
+                               headers=AUTH)
+        assert resp.status_code == 200 and resp.json() == {"stored": 1}
+    srv.kill()
+    again = serve("pop", "--config", str(conf), store=url)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        top = again.client.get("/users/nobody/recommendations", params={"k": 1}).json()
+        if top["items"][0]["item"] == 50:  # 1 + 8 events: the most popular now
+            break
+        time.sleep(0.2)
+    assert top["items"][0]["item"] == 50
+    live = next(v for v in again.client.get("/models").json()["versions"] if v["live"])
+    assert live["revision"] >= 1 and live["updates"]["latest"]["total_events"] == 8
+    assert len(again.client.get("/users/100/history").json()["events"]) == 1

@@ -4,7 +4,7 @@
 registered as a model version, checked and made live before the server starts; the models
 root (``--models-root``, default: the folder holding ``MODEL_DIR``) confines later
 ``POST /models`` registrations. The store (``--store``, default ``recforge-store.sqlite`` in
-the models root) keeps events and versions, shared by every worker.
+the models root, or a ``postgresql://`` URL) keeps events and versions, shared by every worker.
 """
 
 from __future__ import annotations
@@ -29,32 +29,43 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             Settings,
             read_ann,
             read_config,
+            read_sections,
             read_tokens,
         )
-        from ..serving.store import SQLiteStore
+        from ..serving.store import StoreError, open_store
         from ..serving.versions import ModelVersions, VersionError
     except ImportError as e:
         raise UsageError(f"serving needs the 'serve' extra (pip install 'recforge[serve]'): {e}") from None
 
     model_dir = Path(args.model_dir).resolve()
     root = Path(args.models_root).resolve() if args.models_root else model_dir.parent
-    store_path = Path(args.store) if args.store else root / "recforge-store.sqlite"
+    if args.store and args.store.startswith(("postgresql://", "postgres://")):
+        store_spec = args.store
+    else:
+        store_spec = str((Path(args.store) if args.store else root / "recforge-store.sqlite")
+                         .resolve())
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     try:
         limits, rules = read_config(args.config) if args.config else (Limits(), Rules())
         ann = read_ann(args.config) if args.config else AnnSettings()
+        exploration, updates = read_sections(args.config) if args.config else (None, None)
         if args.index:
             ann.index = args.index
         if args.token_file:
             read_tokens(args.token_file)  # fail now, not in a worker
     except ConfigError as e:
         raise UsageError(str(e)) from None
-    settings = Settings(models_root=str(root), store=str(store_path.resolve()),
+    settings = Settings(models_root=str(root), store=store_spec,
                         token_file=str(Path(args.token_file).resolve()) if args.token_file else None,
                         limits=limits, rules=rules, ann=ann)
+    if exploration is not None:
+        settings.exploration, settings.updates = exploration, updates
     # register and promote once here, so that workers (and restarted workers) follow the store
-    store = SQLiteStore(settings.store)
+    try:
+        store = open_store(settings.store)
+    except StoreError as e:
+        raise UsageError(str(e)) from None
     try:
         versions = ModelVersions(root, store, rules, ann=ann)
         rec = versions.register(model_dir)
@@ -64,7 +75,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"serving model version {rec.version} ({rec.model}, {rec.path}) on "
-          f"http://{args.host}:{args.port} (docs at /docs, store {settings.store})")
+          f"http://{args.host}:{args.port} (docs at /docs, store {store.path})")
     if args.workers == 1:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     else:
@@ -74,8 +85,32 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_log(args: argparse.Namespace) -> int:
+    from ..serving.store import StoreError, export_impressions, open_store
+    from .main import UsageError
+
+    if not args.store.startswith(("postgresql://", "postgres://")) and \
+            not Path(args.store).is_file():
+        raise UsageError(f"{args.store}: no such store file")
+    try:
+        store = open_store(args.store)
+        n = export_impressions(store, args.out, after_id=args.after)
+    except (StoreError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    print(f"{n} shown slots written to {args.out}")
+    return 0
+
+
 def add_parser(subparsers) -> None:
-    """Add ``serve``."""
+    """Add ``serve`` and ``export-log``."""
+    e = subparsers.add_parser(
+        "export-log", help="export the service's log of shown lists (for offline evaluation)",
+        description="Every list the service showed, one row per slot: list_id, position, item, "
+                    "whether the slot was exploratory and its propensity (see docs/serving.md).")
+    e.add_argument("store", help="SQLite store path or postgresql:// URL")
+    e.add_argument("--out", required=True, help="output file: .jsonl or .parquet")
+    e.add_argument("--after", type=int, default=0, help="only rows after this id")
+    e.set_defaults(func=_cmd_export_log)
     p = subparsers.add_parser(
         "serve", help="serve a saved model over HTTP (recommendations, sessions, events)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,12 +119,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--store", help="SQLite store path (default: recforge-store.sqlite in the "
-                                   "models root)")
+                                   "models root), or a postgresql://user@host:port/db URL")
     p.add_argument("--models-root", help="folder that model versions must be inside (default: "
                                          "the folder holding MODEL_DIR)")
     p.add_argument("--token-file", help="file of bearer tokens for writes, one per line "
                                         "(without it, writes are refused)")
-    p.add_argument("--config", help="TOML file with [limits], [rules] (stoplist) and [ann]")
+    p.add_argument("--config", help="TOML file with [limits], [rules] (stoplist, popularity "
+                                    "filter, cold start), [ann], [exploration] and [updates]")
     p.add_argument("--index", choices=("auto", "exact", "hnsw", "ivf"),
                    help="retrieval index of MODEL_DIR's version (default: [ann] index, auto)")
     p.set_defaults(func=_cmd_serve)

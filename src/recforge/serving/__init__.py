@@ -1,6 +1,7 @@
 """The recforge service: HTTP recommendations from a saved model, with a durable event store.
 
-Layers: :mod:`~recforge.serving.store` (events, sessions and model versions on SQLite),
+Layers: :mod:`~recforge.serving.store` (events, sessions, model versions and shown lists on SQLite, or on
+PostgreSQL in :mod:`~recforge.serving.postgres`),
 :mod:`~recforge.serving.bundle` (a saved model plus its training history and titles),
 :mod:`~recforge.serving.versions` (register, check, promote, roll back),
 :mod:`~recforge.serving.service` (the operations) and :mod:`~recforge.serving.app` (FastAPI).
@@ -10,7 +11,7 @@ Built on ``models`` and ``data`` only, never on ``evaluation``. Needs the ``serv
 
 from .bundle import Bundle, load_bundle, save_bundle
 from .config import Limits, Rules, Settings
-from .store import Event, SQLiteStore, Store
+from .store import Event, ShownList, SQLiteStore, Store, open_store
 
-__all__ = ["Bundle", "Event", "Limits", "Rules", "SQLiteStore", "Settings", "Store", "load_bundle",
-           "save_bundle"]
+__all__ = ["Bundle", "Event", "Limits", "Rules", "SQLiteStore", "Settings", "ShownList", "Store",
+           "load_bundle", "open_store", "save_bundle"]

@@ -9,6 +9,7 @@ OpenAPI docs are at ``/docs``.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import os
@@ -26,9 +27,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .._version import __version__
 from .config import Settings, read_tokens
 from .metrics import CONTENT_TYPE_LATEST, Metrics
-from .schemas import ClickIn, EventsIn, QueryIn, RegisterIn
+from .schemas import ClickIn, EventsIn, OnboardingIn, QueryIn, RegisterIn
 from .service import Service, ServiceError
-from .store import Event, SQLiteStore, StoreError
+from .store import Event, StoreError, open_store
+from .updates import Updater
 from .versions import ModelVersions, VersionError
 
 logger = logging.getLogger(__name__)
@@ -132,7 +134,7 @@ async def _send_json(send, status: int, body: dict) -> None:
 def create_app(settings: Settings) -> FastAPI:
     """The service app. With ``settings.model_dir`` that directory is registered and promoted
     at once (an unusable one raises :class:`VersionError` naming the file)."""
-    store = SQLiteStore(settings.store)
+    store = open_store(settings.store)
     versions = ModelVersions(settings.models_root, store, settings.rules,
                              refresh_seconds=settings.refresh_seconds, ann=settings.ann)
     if settings.model_dir is not None:
@@ -141,11 +143,18 @@ def create_app(settings: Settings) -> FastAPI:
     tokens = read_tokens(settings.token_file) if settings.token_file else []
     metrics = Metrics()
     service = Service(settings, store, versions, metrics)
+    updater = Updater(versions, store, settings.updates, settings.rules, metrics, ann=settings.ann)
 
-    app = FastAPI(title="recforge", version=__version__,
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        updater.stop()
+
+    app = FastAPI(title="recforge", version=__version__, lifespan=lifespan,
                   description="Recommendations, similar items, session next items and events "
                               "from a recforge model.")
     app.state.service = service
+    app.state.updater = updater
     app.state.store = store
     app.state.versions = versions
     app.state.metrics = metrics
@@ -221,6 +230,7 @@ def create_app(settings: Settings) -> FastAPI:
     def prometheus_metrics():
         lv = versions.live()
         metrics.model_version.set(0 if lv is None else lv.version)
+        metrics.revision.set(0 if lv is None else lv.revision)
         metrics.events_in_store.set(store.count_events())
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -243,7 +253,35 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/items/{item}/similar", tags=["recommendations"])
     def similar_items(item: str = _id_path(), k: int = Query(10, ge=1)):
+        """Similar items; a new item (in the catalogue, unknown to the model) gets the
+        content similarity of the bundle's item features, named in ``fallback``."""
         return service.similar(item, k)
+
+    @app.get("/onboarding", tags=["recommendations"])
+    def onboarding_items(n: int = Query(12, ge=1)):
+        """Items to offer someone without history to pick from (the cold-start list)."""
+        return service.onboarding_items(n)
+
+    @app.post("/onboarding", tags=["recommendations"], dependencies=[Depends(require_token)])
+    def onboarding(body: OnboardingIn):
+        """A list from a few picked items, with any model; with ``user`` the picks are stored
+        as that user's events first."""
+        return service.onboard(body.items, body.k,
+                               user=None if body.user is None else str(body.user))
+
+    @app.get("/impressions", tags=["events"], dependencies=[Depends(require_token)],
+             response_class=Response,
+             responses={200: {"content": {"application/x-ndjson": {}},
+                              "description": "one JSON object per shown slot"}})
+    def export_impressions(after: int = Query(0, ge=0, le=2**63 - 1),
+                           limit: int = Query(10000, ge=1, le=1000000)):
+        """The log of shown lists as JSON lines, one per slot (list_id, position, item,
+        exploratory, propensity, ...), after row ``after``: page with the last ``id``."""
+        import json
+
+        rows = store.impressions(after_id=after, limit=limit)
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
+        return Response(text, media_type="application/x-ndjson")
 
     @app.post("/sessions/{session_id}/events", tags=["sessions"],
               dependencies=[Depends(require_token)])
@@ -272,9 +310,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     # ------------------------------------------------------------------ model versions
     def _record(rec, live: int | None) -> dict:
-        return {"version": rec.version, "path": rec.path, "model": rec.model,
-                "status": rec.status, "message": rec.message, "created": rec.created,
-                "live": rec.version == live, "index": store.index_info(rec.version)}
+        out = {"version": rec.version, "path": rec.path, "model": rec.model,
+               "status": rec.status, "message": rec.message, "created": rec.created,
+               "live": rec.version == live, "index": store.index_info(rec.version)}
+        lv = versions.live()
+        if lv is not None and lv.version == rec.version:  # this process's in-memory revision
+            out["revision"] = lv.revision
+            out["updates"] = {**updater.status(), "latest": lv.updated or None}
+        return out
 
     @app.get("/models", tags=["models"])
     def list_models():
@@ -300,6 +343,7 @@ def create_app(settings: Settings) -> FastAPI:
         lv = versions.promote(version)
         return {"live": lv.version, "model": lv.model.name}
 
+    updater.start()
     return app
 
 

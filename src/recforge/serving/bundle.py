@@ -6,7 +6,10 @@ each of its files, ``arrays.npz``, ...) to which :func:`save_bundle` adds, when 
 * ``history.parquet`` — the training interactions (``user, item, value[, timestamp]``, raw
   ids): the history the model was fitted on, which a loaded model no longer has. The service
   merges a user's stored events into it, so that what a user does shows in their next list;
-* ``items.parquet`` — item titles (``item, title``), returned with recommendations;
+* ``items.parquet`` — item titles (``item, title``), returned with recommendations; an item
+  here that the model does not know is a *new item* of the catalogue;
+* ``item_features.npz`` — item feature vectors (``items``: text ids, ``matrix``: float32 rows),
+  for the similar items of new items (cosine; see :mod:`recforge.serving.rules`);
 * ``serving.json`` — a sha256 of each of these files, verified on load like the model's own.
 
 A plain saved model directory is a valid bundle too (no training history, no titles).
@@ -26,6 +29,7 @@ import pandas as pd
 from ..data.interactions import Interactions
 from ..models import load_model
 from ..models.base import ModelFileError, Recommender
+from .rules import ItemVectors
 
 SERVING_FILE = "serving.json"
 
@@ -69,6 +73,7 @@ class Bundle:
     history: TrainingHistory | None
     titles: dict | None  # raw item id (text) -> title
     digest: str  # sha256 of config.json + serving.json: what the version is
+    features: ItemVectors | None = None  # item feature vectors, when the bundle has them
 
 
 def _sha256(path: Path) -> str:
@@ -87,10 +92,46 @@ def _write_atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def feature_matrix(item_features) -> tuple[list[str], np.ndarray]:
+    """``(text ids, float32 matrix)`` from item features given as an
+    :class:`~recforge.data.ItemFeatures` (each categorical multi-hot and each numeric feature,
+    standardised, becomes an L2-normalised block, so the cosine of two concatenations is the
+    mean of the per-feature cosines; text features are not used), a DataFrame (an ``item``
+    column and numeric columns), a ``{item: vector}`` dict or an ``(ids, matrix)`` pair."""
+    from ..data.features import ItemFeatures
+    from ..models.content import _l2_normalise, standardise
+
+    if isinstance(item_features, ItemFeatures):
+        blocks = []
+        for m, _vocab in item_features.categorical.values():
+            blocks.append(_l2_normalise(np.asarray(m.todense(), dtype=np.float64)))
+        for name, values in item_features.numeric.items():
+            v = np.asarray(values, dtype=np.float64)
+            v = v[:, None] if v.ndim == 1 else v
+            present = item_features.present.get(name, ~np.isnan(v).any(axis=1))
+            blocks.append(_l2_normalise(np.nan_to_num(standardise(v, present))))
+        if not blocks:
+            raise ValueError("item_features: no categorical or numeric feature to compare")
+        ids = [str(i) for i in item_features.item_map.raw.tolist()]
+        return ids, np.hstack(blocks).astype(np.float32)
+    if isinstance(item_features, pd.DataFrame):
+        if "item" not in item_features.columns:
+            raise ValueError("item_features: the DataFrame needs an 'item' column")
+        cols = [c for c in item_features.columns if c != "item"]
+        return (item_features["item"].astype(str).tolist(),
+                item_features[cols].to_numpy(dtype=np.float32))
+    if isinstance(item_features, dict):
+        return [str(i) for i in item_features], np.array(list(item_features.values()),
+                                                          dtype=np.float32)
+    ids, matrix = item_features
+    return [str(i) for i in ids], np.asarray(matrix, dtype=np.float32)
+
+
 def save_bundle(model: Recommender, path, history: Interactions | None = None,
-                titles: dict | None = None) -> Path:
-    """Save ``model`` to ``path`` with its training ``history`` and item ``titles`` (see the
-    module docstring). ``history`` defaults to the interactions the model was fitted on."""
+                titles: dict | None = None, item_features=None) -> Path:
+    """Save ``model`` to ``path`` with its training ``history``, item ``titles`` and
+    ``item_features`` (see :func:`feature_matrix` for the forms; the module docstring for the
+    files). ``history`` defaults to the interactions the model was fitted on."""
     path = model.save(path)
     if history is None:
         history = getattr(model, "_train_history", None)
@@ -103,6 +144,17 @@ def save_bundle(model: Recommender, path, history: Interactions | None = None,
         tdf = pd.DataFrame({"item": [str(k) for k in titles], "title": [str(v) for v in titles.values()]})
         _write_atomic(path / "items.parquet", lambda p: tdf.to_parquet(p, index=False))
         files["items.parquet"] = _sha256(path / "items.parquet")
+    if item_features is not None:
+        ids, matrix = feature_matrix(item_features)
+        ItemVectors(ids, matrix)  # checks the shapes
+        target = path / "item_features.npz"
+
+        def write_npz(p):
+            with open(p, "wb") as f:
+                np.savez(f, items=np.array(ids, dtype=str), matrix=matrix)
+
+        _write_atomic(target, write_npz)
+        files["item_features.npz"] = _sha256(target)
     _write_atomic(path / SERVING_FILE,
                   lambda p: p.write_text(json.dumps({"files": files}, indent=1, sort_keys=True)))
     return path
@@ -129,7 +181,7 @@ def load_bundle(path) -> Bundle:
         raise ModelFileError(f"{path / 'config.json'}: the model cannot be rebuilt from it "
                              f"({type(exc).__name__}: {exc})") from None
     digest = hashlib.sha256((path / "config.json").read_bytes())
-    history = titles = None
+    history = titles = features = None
     serving = path / SERVING_FILE
     if serving.exists():
         try:
@@ -140,7 +192,7 @@ def load_bundle(path) -> Bundle:
         digest.update(serving.read_bytes())
         for name, sha in files.items():
             f = path / name
-            if name not in ("history.parquet", "items.parquet"):
+            if name not in ("history.parquet", "items.parquet", "item_features.npz"):
                 raise ModelFileError(f"{serving}: unknown file {name!r} listed")
             if not f.is_file():
                 raise ModelFileError(f"{f}: missing (listed in {SERVING_FILE})")
@@ -158,8 +210,11 @@ def load_bundle(path) -> Bundle:
             if "items.parquet" in files:
                 tdf = pd.read_parquet(path / "items.parquet")
                 titles = dict(zip(tdf["item"].astype(str), tdf["title"].astype(str), strict=True))
+            if "item_features.npz" in files:
+                with np.load(path / "item_features.npz", allow_pickle=False) as npz:
+                    features = ItemVectors(npz["items"].tolist(), npz["matrix"])
         except ModelFileError:
             raise
         except Exception as exc:  # unreadable parquet despite a matching digest
             raise ModelFileError(f"{path}: serving files unreadable ({exc})") from None
-    return Bundle(path, model, history, titles, digest.hexdigest())
+    return Bundle(path, model, history, titles, digest.hexdigest(), features)

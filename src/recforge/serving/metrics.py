@@ -5,7 +5,12 @@
 * ``recforge_fallbacks_total{kind}`` — fallbacks by reason, as the model names them;
 * ``recforge_model_version`` — the live version number (``0`` before one is live);
 * ``recforge_events_stored_total`` — events written to the store by this process;
-* ``recforge_events_in_store`` — events in the store when scraped.
+* ``recforge_events_in_store`` — events in the store when scraped;
+* ``recforge_list_log_failures_total`` — shown lists served but not logged (store unavailable);
+* ``recforge_exploratory_slots_total`` — slots given to exploration;
+* ``recforge_model_revision`` — in-memory revision of the live version (background updates);
+* ``recforge_model_updates_total{outcome}`` — background ``partial_fit`` updates by outcome
+  (``applied``, ``failed``, ``discarded``: the live version changed meanwhile).
 
 Each app has its own registry, so several apps (tests) live in one process. With several worker
 processes each worker reports its own counters.
@@ -39,6 +44,14 @@ class Metrics:
                               registry=self.registry)
         self.events_in_store = Gauge("recforge_events_in_store", "Events in the store",
                                      registry=self.registry)
+        self.log_failures = Counter("recforge_list_log_failures", "Shown lists not logged",
+                                    registry=self.registry)
+        self.exploratory = Counter("recforge_exploratory_slots", "Slots given to exploration",
+                                   registry=self.registry)
+        self.revision = Gauge("recforge_model_revision", "In-memory revision of the live version",
+                              registry=self.registry)
+        self.updates = Counter("recforge_model_updates", "Background partial_fit updates",
+                               ["outcome"], registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -83,3 +83,12 @@ class RegisterIn(_Strict):
         None, description="retrieval index of the version (default: the service's [ann] index): "
                           "exact (faiss flat), hnsw, ivf, or auto (exact scoring below the "
                           "size threshold, hnsw above)")
+
+
+class OnboardingIn(_Strict):
+    """A few items picked by someone without history; with ``user`` they become that user's
+    stored events (their history from now on)."""
+
+    items: list[Id] = Field(min_length=1)
+    user: Id | None = None
+    k: int = Field(10, ge=1)

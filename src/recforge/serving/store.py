@@ -1,6 +1,10 @@
 """The service's durable storage: events, session events and model-version records.
 
-One small interface (:class:`Store`) and its SQLite implementation (:class:`SQLiteStore`).
+One small interface (:class:`Store`), its SQLite implementation (:class:`SQLiteStore`) and
+:func:`open_store`, which opens a SQLite file or, for a ``postgresql://`` URL, the same schema
+on PostgreSQL (:class:`~recforge.serving.postgres.PostgresStore`). Besides events and model
+versions the store keeps every shown list slot by slot (:class:`ShownList`: position, item,
+whether the slot was exploratory, its propensity) for offline evaluation.
 Every write is committed before the call returns, so a request is acknowledged only once its
 events are on disk: the database runs in WAL mode with ``synchronous=FULL`` (a commit is
 fsynced), and each thread gets its own connection, so one file can be shared by several
@@ -40,10 +44,10 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    user TEXT, session TEXT, item TEXT NOT NULL,
-    value REAL NOT NULL, timestamp REAL NOT NULL, received REAL NOT NULL
+    "user" TEXT, session TEXT, item TEXT NOT NULL,
+    value REAL NOT NULL, "timestamp" REAL NOT NULL, received REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_user ON events (user, id) WHERE user IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_user ON events ("user", id) WHERE "user" IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_session ON events (session, id) WHERE session IS NOT NULL;
 CREATE TABLE IF NOT EXISTS model_versions (
     version INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -56,6 +60,14 @@ CREATE TABLE IF NOT EXISTS version_indexes (
 CREATE TABLE IF NOT EXISTS promotions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, version INTEGER NOT NULL, at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS impressions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    list_id TEXT NOT NULL, at REAL NOT NULL, endpoint TEXT NOT NULL,
+    "user" TEXT, session TEXT, model_version INTEGER, policy TEXT NOT NULL,
+    position INTEGER NOT NULL, item TEXT NOT NULL, score REAL,
+    exploratory INTEGER NOT NULL, propensity REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS impressions_item ON impressions (item);
 """
 
 
@@ -76,6 +88,40 @@ class Event:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: The columns of a logged slot, in order (see :meth:`Store.log_list`).
+IMPRESSION_COLUMNS = ("id", "list_id", "at", "endpoint", "user", "session", "model_version",
+                      "policy", "position", "item", "score", "exploratory", "propensity")
+#: The same in SQL (``user`` is a reserved word in PostgreSQL, so it is always quoted).
+_IMPRESSION_SQL = ", ".join(f'"{c}"' if c == "user" else c for c in IMPRESSION_COLUMNS)
+
+
+@dataclass
+class ShownList:
+    """A list as it was shown: the items by position, which slots were exploratory and the
+    propensity of each slot (the probability that the policy put that item in that slot, given
+    the slots before it), so the list can be evaluated offline (inverse propensity scoring)."""
+
+    list_id: str
+    endpoint: str
+    items: list[str]
+    scores: list[float | None]
+    exploratory: list[bool]
+    propensities: list[float]
+    policy: str
+    user: str | None = None
+    session: str | None = None
+    model_version: int | None = None
+    at: float = 0.0
+
+    def rows(self) -> list[tuple]:
+        """One row per slot (the columns of :data:`IMPRESSION_COLUMNS` after ``id``)."""
+        at = self.at or time.time()
+        return [(self.list_id, at, self.endpoint, self.user, self.session, self.model_version,
+                 self.policy, pos, str(item), score, int(bool(expl)), float(p))
+                for pos, (item, score, expl, p) in enumerate(zip(
+                    self.items, self.scores, self.exploratory, self.propensities, strict=True))]
 
 
 @dataclass(frozen=True)
@@ -107,6 +153,25 @@ class Store:
         raise NotImplementedError
 
     def count_events(self) -> int:
+        raise NotImplementedError
+
+    def events_after(self, after_id: int, limit: int = 10000,
+                     received_after: float | None = None) -> list[tuple[int, Event]]:
+        """``(id, event)`` of the events stored after event ``after_id`` (and, when given,
+        received after that unix time), oldest first, at most ``limit``."""
+        raise NotImplementedError
+
+    def log_list(self, shown: ShownList) -> None:
+        """Record a shown list, one row per slot (durable when the call returns)."""
+        raise NotImplementedError
+
+    def impressions(self, after_id: int = 0, limit: int | None = None) -> list[dict]:
+        """Logged slots after row ``after_id``, oldest first, as dicts of
+        :data:`IMPRESSION_COLUMNS` (``exploratory`` a bool)."""
+        raise NotImplementedError
+
+    def exposure(self) -> dict[str, tuple[int, int]]:
+        """Per item (text id): (times shown, events stored) — impressions and clicks."""
         raise NotImplementedError
 
     def add_version(self, path: str, model: str | None, digest: str | None, status: str,
@@ -143,6 +208,24 @@ class Store:
 
     def close(self) -> None:
         pass
+
+
+def _impression(row) -> dict:
+    out = dict(zip(IMPRESSION_COLUMNS, row, strict=True))
+    out["exploratory"] = bool(out["exploratory"])
+    out["id"] = int(out["id"])
+    return out
+
+
+def open_store(spec: str, **kw) -> Store:
+    """The store named by ``spec``: a ``postgresql://`` (or ``postgres://``) URL opens a
+    :class:`~recforge.serving.postgres.PostgresStore`, anything else is a SQLite file path."""
+    text = str(spec)
+    if text.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore
+
+        return PostgresStore(text, **kw)
+    return SQLiteStore(text, **kw)
 
 
 class SQLiteStore(Store):
@@ -218,12 +301,12 @@ class SQLiteStore(Store):
         rows = [(e.user, e.session, e.item, float(e.value), float(e.timestamp), now)
                 for e in events]
         if rows:
-            self._write("INSERT INTO events (user, session, item, value, timestamp, received) "
+            self._write('INSERT INTO events ("user", session, item, value, "timestamp", received) '
                         "VALUES (?, ?, ?, ?, ?, ?)", rows)
         return len(rows)
 
     def _events(self, column: str, key: str, limit: int | None) -> list[Event]:
-        sql = (f"SELECT item, user, session, value, timestamp FROM events WHERE {column} = ? "
+        sql = (f'SELECT item, "user", session, value, "timestamp" FROM events WHERE "{column}" = ? '
                "ORDER BY id DESC")
         args: tuple = (key,)
         if limit is not None:
@@ -240,6 +323,33 @@ class SQLiteStore(Store):
 
     def count_events(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM events")[0][0])
+
+    def events_after(self, after_id: int, limit: int = 10000,
+                     received_after: float | None = None) -> list[tuple[int, Event]]:
+        rows = self._read('SELECT id, item, "user", session, value, "timestamp" FROM events '
+                          "WHERE id > ? AND received > ? ORDER BY id LIMIT ?",
+                          (int(after_id), float(received_after or 0.0), int(limit)))
+        return [(int(r[0]), Event(*r[1:])) for r in rows]
+
+    def log_list(self, shown: ShownList) -> None:
+        rows = shown.rows()
+        if rows:
+            self._write(f"INSERT INTO impressions ({_IMPRESSION_SQL.split(', ', 1)[1]}) "
+                        f"VALUES ({', '.join('?' * (len(IMPRESSION_COLUMNS) - 1))})", rows)
+
+    def impressions(self, after_id: int = 0, limit: int | None = None) -> list[dict]:
+        sql = f"SELECT {_IMPRESSION_SQL} FROM impressions WHERE id > ? ORDER BY id"
+        args: tuple = (int(after_id),)
+        if limit is not None:
+            sql += " LIMIT ?"
+            args += (int(limit),)
+        return [_impression(r) for r in self._read(sql, args)]
+
+    def exposure(self) -> dict[str, tuple[int, int]]:
+        shown = dict(self._read("SELECT item, COUNT(*) FROM impressions GROUP BY item"))
+        clicks = dict(self._read("SELECT item, COUNT(*) FROM events GROUP BY item"))
+        return {item: (int(shown.get(item, 0)), int(clicks.get(item, 0)))
+                for item in set(shown) | set(clicks)}
 
     # ------------------------------------------------------------------ model versions
     def add_version(self, path: str, model: str | None, digest: str | None, status: str,
@@ -262,9 +372,8 @@ class SQLiteStore(Store):
                     (int(version), json.dumps(info), time.time()))
 
     def index_info(self, version: int) -> dict | None:
-        row = self._conn().execute("SELECT info FROM version_indexes WHERE version = ?",
-                                   (int(version),)).fetchone()
-        return json.loads(row[0]) if row else None
+        rows = self._read("SELECT info FROM version_indexes WHERE version = ?", (int(version),))
+        return json.loads(rows[0][0]) if rows else None
 
     def promote(self, version: int) -> None:
         self._write("INSERT INTO promotions (version, at) VALUES (?, ?)", (int(version), time.time()))
@@ -289,3 +398,28 @@ class SQLiteStore(Store):
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+
+def export_impressions(store: Store, path, after_id: int = 0, batch: int = 10000) -> int:
+    """Write the log of shown lists (one row per slot, :data:`IMPRESSION_COLUMNS`) to ``path``:
+    JSON lines for ``.jsonl``, Parquet for ``.parquet``; returns the number of rows."""
+    path = Path(path)
+    if path.suffix not in (".jsonl", ".parquet"):
+        raise ValueError(f"{path}: export as .jsonl or .parquet")
+    rows: list[dict] = []
+    while True:
+        page = store.impressions(after_id=after_id, limit=batch)
+        rows.extend(page)
+        if len(page) < batch:
+            break
+        after_id = page[-1]["id"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".jsonl":
+        with open(path, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, separators=(",", ":")) + "\n")
+    else:
+        import pandas as pd
+
+        pd.DataFrame(rows, columns=list(IMPRESSION_COLUMNS)).to_parquet(path, index=False)
+    return len(rows)

@@ -72,6 +72,30 @@ class LiveVersion:
     stoplist: list = field(default_factory=list)  # raw item ids (model type) never recommended
     retriever: Retriever | None = None  # the ANN index, when one serves this version
     index: IndexInfo | None = None
+    revision: int = 0  # in-memory revisions made by background partial_fit updates
+    updated: dict = field(default_factory=dict)  # what the latest update absorbed
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def recent_popularity(self, half_life: float):
+        """Recency-weighted training popularity (cached per half-life), or None."""
+        from .rules import recent_popularity
+
+        key = ("recent", float(half_life))
+        if key not in self._cache:
+            self._cache[key] = recent_popularity(self.bundle, half_life)
+        return self._cache[key]
+
+    def new_items(self) -> list[str]:
+        """Catalogue items (titles, item features) the model does not know: text ids."""
+        if "new" not in self._cache:
+            from .ids import to_model_ids
+
+            catalogue = sorted(set(self.bundle.titles or ()) |
+                               set(self.bundle.features.ids if self.bundle.features else ()))
+            _, known = to_model_ids(catalogue, self.model.item_map_)
+            self._cache["new"] = [c for c, k in zip(catalogue, known.tolist(), strict=True)
+                                  if not k]
+        return self._cache["new"]
 
     @property
     def model(self):
@@ -89,12 +113,20 @@ class LiveVersion:
         return None if titles is None else titles.get(str(item))
 
 
-def stoplist_for(bundle: Bundle, rules: Rules) -> list:
-    """The model's raw item ids banned by ``rules`` (listed ids and title keywords)."""
+def stoplist_for(bundle: Bundle, rules: Rules, counts: np.ndarray | None = None) -> list:
+    """The model's raw item ids banned by ``rules``: listed ids, title keywords, and the
+    popularity rules (``min_interactions``, ``max_popularity_percent``) over ``counts``
+    (training interactions per inner item; default: counted in the bundle)."""
     from .ids import known_ids
+    from .rules import popularity_filter, training_counts
 
     model = bundle.model
     banned, _ = known_ids(rules.stoplist_items, model.item_map_)
+    if rules.min_interactions > 0 or rules.max_popularity_percent > 0:
+        counts = training_counts(bundle) if counts is None else counts
+        cut = popularity_filter(counts, rules.min_interactions, rules.max_popularity_percent)
+        if cut.size:
+            banned = sorted(set(banned) | set(model.item_map_.to_raw(cut).tolist()), key=str)
     words = [w.lower() for w in rules.stoplist_keywords if w.strip()]
     if words and bundle.titles:
         by_title = [item for item, title in bundle.titles.items()
@@ -269,6 +301,16 @@ class ModelVersions:
             if v != current:
                 return self.promote(v)
         raise VersionError("no earlier version to roll back to", status=409)
+
+    def swap_revision(self, old: LiveVersion, new: LiveVersion) -> bool:
+        """Replace the live ``old`` by ``new`` (a revision of the same version, already
+        checked) in one step; False, and nothing changed, when ``old`` is no longer live."""
+        with self._lock:
+            if self._live is not old:
+                return False
+            self._live = new
+            self._loaded[new.version] = new
+        return True
 
     # ------------------------------------------------------------------ the live version
     def live(self) -> LiveVersion | None:
