@@ -20,10 +20,10 @@ recorded is measured on a second, disjoint sample. ``auto`` uses the model's own
 below ``threshold`` items and HNSW above it.
 
 :class:`Retriever` answers a query row as :meth:`Recommender.recommend` does — the row's seen
-items, the exclude list, the stoplist and the candidates respected — by over-fetching ``k`` plus
-the number of excluded items (doubling while too few remain) and filtering; candidate lists are
-scored exactly (their vectors against the query). Rows the model cannot score (an unknown user
-without history) take the model's own popularity fallback. So the lists equal the exact ones up
+items, the exclude list, the stoplist and the candidates respected — the excluded items left out
+inside the index by a faiss ``IDSelector`` (fetching more only when the index returns too few);
+candidate lists are scored exactly (their vectors against the query). Rows the model cannot
+score (an unknown user without history) take the model's own popularity fallback. So the lists equal the exact ones up
 to the index's misses.
 
 faiss (``faiss-cpu``, in the ``serve`` extra) is imported only here and only when an index is
@@ -223,10 +223,26 @@ class Retriever:
         self.vectors = vectors
         self._faiss = import_faiss()
 
-    def search(self, query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: np.ndarray, n: int, banned: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` best items of one query, leaving out ``banned`` inside the index (a faiss
+        ``IDSelector``), so a user's seen items cost no over-fetch."""
         # the OpenMP thread count is per calling thread: set it in the request's thread
-        self._faiss.omp_set_num_threads(1)
-        scores, ids = self.index.search(query, int(n))
+        faiss = self._faiss
+        faiss.omp_set_num_threads(1)
+        if banned is None or banned.size == 0:
+            scores, ids = self.index.search(query, int(n))
+            return scores[0], ids[0]
+        batch = faiss.IDSelectorBatch(np.ascontiguousarray(banned, dtype=np.int64))
+        selector = faiss.IDSelectorNot(batch)
+        if self.kind == "hnsw":
+            params = faiss.SearchParametersHNSW(sel=selector,
+                                                efSearch=max(int(self.index.hnsw.efSearch), int(n)))
+        elif self.kind == "ivf":
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=int(self.index.nprobe))
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        scores, ids = self.index.search(query, int(n), params=params)
         return scores[0], ids[0]
 
     def recommend(self, users=None, k: int = 10, *, history=None, exclude=None, candidates=None,
@@ -252,9 +268,9 @@ class Retriever:
             top = np.argsort(-scores, kind="stable")[:k_eff]
             idx, vals = cols[top], scores[top].astype(np.float32)
         else:
-            fetch = int(min(n_items, k_eff + banned.size))
+            fetch = int(min(n_items, k_eff))
             while True:
-                vals, idx = self.search(query, fetch)
+                vals, idx = self.search(query, fetch, banned)
                 ok = idx >= 0
                 if banned.size:
                     ok &= ~np.isin(idx, banned)
