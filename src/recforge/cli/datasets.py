@@ -176,13 +176,16 @@ def format_summary(summary: dict) -> str:
     if uf:
         out.append(f"user features: {uf['users']:,} users ({', '.join(uf['columns'])})")
     dropped = summary.get("dropped")
-    if dropped:
+    if dropped and dropped["counts"]:
         out.append("dropped / merged:")
         for reason, n in dropped["counts"].items():
             ex = dropped["examples"].get(reason)
             out.append(f"  {n:,} {reason}" + (f" (e.g. lines {', '.join(map(str, ex))})" if ex else ""))
     else:
         out.append("dropped / merged: nothing")
+    if dropped and dropped.get("notes"):
+        out.append("kept but changed:")
+        out.extend(f"  {n:,} {what}" for what, n in dropped["notes"].items())
     return "\n".join(out)
 
 

@@ -5,33 +5,67 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+_INT64_MAX = np.iinfo(np.int64).max
+_INT64_MIN = np.iinfo(np.int64).min
+
 
 def normalize_raw_ids(values) -> np.ndarray:
-    """Return raw ids as an ``int64`` array when they are all integral, else as a unicode array.
+    """Return raw ids as an ``int64`` array when they are all integers that fit int64, else as a
+    unicode array.
 
     Both dtypes round-trip through ``.npz`` without pickle, which is why object arrays are
-    never kept. A unicode array cannot hold a trailing NUL character (``"a\x00"`` would become
-    ``"a"`` and merge with it), so such ids are refused with a ``ValueError`` naming one.
+    never kept. Ids that are not all int64 integers (floats such as ``1e30``, integers beyond
+    int64, a mix of types) become text, never a wrapped or saturated integer, so two distinct
+    raw ids never share one inner index. A unicode array cannot hold a trailing NUL character
+    (``"a\x00"`` would become ``"a"`` and merge with it), so such ids are refused with a
+    ``ValueError`` naming one. :func:`raw_ids_as_text_reason` says why ids became text.
     """
+    return _normalize(values)[0]
+
+
+def raw_ids_as_text_reason(values) -> str | None:
+    """Why :func:`normalize_raw_ids` keeps ``values`` as text ids, or ``None`` when it keeps
+    them as int64 (or they were text to begin with). Used to report the conversion."""
+    return _normalize(values)[1]
+
+
+def _normalize(values) -> tuple[np.ndarray, str | None]:
     if isinstance(values, (list, tuple)):
-        values = np.array(values, dtype=object) if any(isinstance(v, str) for v in values) \
-            else values
+        values = np.array(values, dtype=object) if any(
+            isinstance(v, (str, int)) and not isinstance(v, bool) for v in values) else values
     arr = np.asarray(values)
-    if arr.dtype.kind in "iu":
-        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "i":
+        return arr.astype(np.int64, copy=False), None
+    if arr.dtype.kind == "u":
+        if arr.size and int(arr.max()) > _INT64_MAX:
+            return arr.astype(str), "unsigned integers beyond int64"
+        return arr.astype(np.int64), None
     if arr.dtype.kind == "f":
-        if arr.size == 0 or (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
-            return arr.astype(np.int64)
-        return arr.astype(str)
+        if arr.size == 0:
+            return arr.astype(np.int64), None
+        with np.errstate(invalid="ignore"):
+            integral = np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+            fits = integral and np.all(np.abs(arr) < 2.0 ** 63)
+        if fits:
+            return arr.astype(np.int64), None
+        # numpy writes the shortest text that reads back as the same float: distinct floats
+        # stay distinct
+        return arr.astype(str), ("floats beyond int64" if integral else "non-integer floats")
     if arr.dtype.kind == "b":
-        return arr.astype(np.int64)
+        return arr.astype(np.int64), None
     if arr.dtype.kind in "US":
-        return arr.astype(str)
-    # object: integral python ints stay ints, anything else becomes str
-    if arr.size and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr.ravel()):
-        return arr.astype(np.int64)
+        return arr.astype(str), None
+    # object: python ints that fit int64 stay ints, anything else becomes str
+    flat = arr.ravel()
+    if flat.size and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                         for v in flat):
+        if all(_INT64_MIN <= int(v) <= _INT64_MAX for v in flat):
+            return arr.astype(np.int64), None
+        reason = "integers beyond int64"
+    else:
+        reason = None if all(isinstance(v, str) for v in flat) else "mixed types"
     _refuse_trailing_nul(arr)
-    return arr.astype(str)
+    return arr.astype(str), reason
 
 
 def _refuse_trailing_nul(arr: np.ndarray) -> None:
