@@ -271,3 +271,28 @@ def test_models_one_in_full(capsys):
     assert d["name"] == "SlopeOne" and d["params"] == [] and d["read"] == "import"
     code, _, err = run(capsys, "models", "NoSuchModel")
     assert code == 2 and "unknown model 'NoSuchModel'" in err
+
+
+def test_list_honours_data_dir(capsys, tmp_path):
+    data = tmp_path / "data"
+    (data / "ml-100k").mkdir(parents=True)
+    (data / "ml-100k" / "u.data").write_text("1\t1\t4\t10\n")
+    cache = str(tmp_path / "cache")
+    code, out, err = run(capsys, "datasets", "list", "--data-dir", str(data),
+                         "--cache-dir", cache, "--json")
+    assert code == 0, err
+    listing = json.loads(out)
+    rows = {r["name"]: r for r in listing["datasets"]}
+    assert listing["data_dir"] == str(data)
+    assert rows["ml-100k"]["status"] == "in data dir"
+    assert rows["ml-100k"]["path"] == str(data / "ml-100k")
+    assert rows["ml-1m"]["status"] == "downloadable" and rows["ml-1m"]["path"] is None
+    code, out, _ = run(capsys, "datasets", "list", "--data-dir", str(data), "--cache-dir", cache)
+    assert out.splitlines()[0] == f"data dir: {data}"
+    assert any(line.startswith("ml-100k") and "in data dir" in line for line in out.splitlines())
+    # info reads the same folder the listing points to
+    code, out, _ = run(capsys, "datasets", "info", "ml-100k", "--data-dir", str(data),
+                       "--cache-dir", cache, "--json")
+    assert code == 0 and json.loads(out)["interactions"]["interactions"] == 1
+    code, _, err = run(capsys, "datasets", "list", "--data-dir", str(tmp_path / "nope"))
+    assert code == 1 and "directory not found" in err
