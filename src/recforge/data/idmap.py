@@ -68,6 +68,37 @@ def _normalize(values) -> tuple[np.ndarray, str | None]:
     return arr.astype(str), reason
 
 
+def _exact_int64(values) -> tuple[np.ndarray, np.ndarray]:
+    """The int64 value of each id that names one exactly (``7``, ``"7"``, ``"+7"``, ``7.0``,
+    ``"7.0"``), and a mask of those; floats count only below 2**53, where they are exact."""
+    ints = np.zeros(len(values), dtype=np.int64)
+    ok = np.zeros(len(values), dtype=bool)
+    for k, v in enumerate(values):
+        if isinstance(v, (bool, np.bool_)):
+            continue
+        if isinstance(v, (int, np.integer)):
+            n = int(v)
+        else:
+            text = v.decode() if isinstance(v, bytes) else v
+            if isinstance(text, str) and "_" in text:  # int() would read "1_0" as 10
+                continue
+            try:
+                n = int(text.strip()) if isinstance(text, str) else None
+            except ValueError:
+                n = None
+            if n is None:
+                try:
+                    f = float(text)
+                except (TypeError, ValueError):
+                    continue
+                if not (np.isfinite(f) and f == round(f) and abs(f) < 2.0 ** 53):
+                    continue
+                n = int(f)
+        if _INT64_MIN <= n <= _INT64_MAX:
+            ints[k], ok[k] = n, True
+    return ints, ok
+
+
 def _refuse_trailing_nul(arr: np.ndarray) -> None:
     try:
         ends = pd.Series(arr.ravel()).str.endswith("\x00").to_numpy(dtype=object) == True  # noqa: E712
@@ -132,13 +163,13 @@ class IdMap:
             # ids given as strings for an integer map: convert where possible, element-wise, so
             # that one unparsable id does not make the parsable ones unknown
             try:
+                if arr.dtype.kind == "O":  # astype would truncate 1.5 to 1
+                    raise TypeError
                 idx = self._index.get_indexer(arr.astype(np.int64)).astype(np.int32)
             except (TypeError, ValueError, OverflowError):
-                num = pd.to_numeric(pd.Series(arr.ravel(), dtype=object), errors="coerce")
-                num = num.to_numpy(dtype=np.float64, na_value=np.nan)
-                ok = np.isfinite(num) & (num == np.round(num))
+                ints, ok = _exact_int64(arr.ravel())
                 idx = np.full(arr.shape, -1, dtype=np.int32)
-                idx[ok] = self._index.get_indexer(num[ok].astype(np.int64))
+                idx.ravel()[ok] = self._index.get_indexer(ints[ok])
         else:
             if self.raw.dtype.kind == "U" and arr.dtype.kind != "U":
                 # integral floats (1.0) must match "1", as normalize_raw_ids would have stored it
