@@ -215,3 +215,84 @@ def test_adding_a_subcommand_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr(cli_main, "SUBCOMMANDS", [*cli_main.SUBCOMMANDS, "recforge_test_hello"])
     code, out, _ = run(capsys, "hello")
     assert code == 0 and out == "hello\n"
+
+
+# ------------------------------------------------------------------ models
+def test_models_lists_every_registered_model(capsys):
+    from recforge.models._catalog import MODEL_MODULES
+    code, out, err = run(capsys, "models")
+    assert code == 0, err
+    for name in MODEL_MODULES:
+        assert any(line.startswith(f"{name}  [") for line in out.splitlines()), name
+    assert "EASE  [fold_in, incremental, ranking]  EASE (Steck 2019)" in out
+    assert "    l2=500.0, threshold=None, binarize=True, max_memory_gb=4.0" in out
+    code, out, _ = run(capsys, "models", "--json")
+    rows = {d["name"]: d for d in json.loads(out)["models"]}
+    assert set(rows) == set(MODEL_MODULES)
+    ease = rows["EASE"]
+    assert ease["params"][0] == {"name": "l2", "required": False, "default": 500.0}
+    assert ease["capabilities"] == ["fold_in", "incremental", "ranking"]
+    assert ease["read"] == "import"
+    assert rows["GRU4Rec"]["read"] == "source"
+    assert rows["GRU4Rec"]["capabilities"] == ["fold_in", "session"]
+    assert {"name": "layers", "required": False, "default": [100]} in rows["GRU4Rec"]["params"]
+    assert rows["GlobalMean"]["params"] == []
+
+
+def test_models_listing_does_not_import_torch():
+    code = ("import sys, io, contextlib\n"
+            "from recforge.cli.main import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert main(['models', '--json']) == 0\n"
+            "    assert main(['models', 'EASE']) == 0\n"
+            "print('torch' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+
+
+def test_models_source_reading_matches_the_imported_class():
+    pytest.importorskip("torch")
+    from recforge.cli.models import describe_model
+    for name in ("GRU4Rec", "SASRec"):
+        static, imported = describe_model(name, import_family=False), describe_model(name)
+        assert (static.pop("read"), imported.pop("read")) == ("source", "import")
+        assert static == imported
+
+
+def test_models_one_in_full(capsys):
+    code, out, err = run(capsys, "models", "KNNBasic")
+    assert code == 0, err
+    assert out.startswith("KNNBasic  (recforge.models.neighborhood.knn)\n")
+    assert "capabilities: fold_in, ranking, rating, similar_items" in out
+    assert "Parameters\n----------\nk : int, default 40" in out
+    code, out, _ = run(capsys, "models", "SlopeOne", "--json")
+    d = json.loads(out)
+    assert d["name"] == "SlopeOne" and d["params"] == [] and d["read"] == "import"
+    code, _, err = run(capsys, "models", "NoSuchModel")
+    assert code == 2 and "unknown model 'NoSuchModel'" in err
+
+
+def test_list_honours_data_dir(capsys, tmp_path):
+    data = tmp_path / "data"
+    (data / "ml-100k").mkdir(parents=True)
+    (data / "ml-100k" / "u.data").write_text("1\t1\t4\t10\n")
+    cache = str(tmp_path / "cache")
+    code, out, err = run(capsys, "datasets", "list", "--data-dir", str(data),
+                         "--cache-dir", cache, "--json")
+    assert code == 0, err
+    listing = json.loads(out)
+    rows = {r["name"]: r for r in listing["datasets"]}
+    assert listing["data_dir"] == str(data)
+    assert rows["ml-100k"]["status"] == "in data dir"
+    assert rows["ml-100k"]["path"] == str(data / "ml-100k")
+    assert rows["ml-1m"]["status"] == "downloadable" and rows["ml-1m"]["path"] is None
+    code, out, _ = run(capsys, "datasets", "list", "--data-dir", str(data), "--cache-dir", cache)
+    assert out.splitlines()[0] == f"data dir: {data}"
+    assert any(line.startswith("ml-100k") and "in data dir" in line for line in out.splitlines())
+    # info reads the same folder the listing points to
+    code, out, _ = run(capsys, "datasets", "info", "ml-100k", "--data-dir", str(data),
+                       "--cache-dir", cache, "--json")
+    assert code == 0 and json.loads(out)["interactions"]["interactions"] == 1
+    code, _, err = run(capsys, "datasets", "list", "--data-dir", str(tmp_path / "nope"))
+    assert code == 1 and "directory not found" in err

@@ -101,3 +101,29 @@ def test_grow_keeps_existing_indices_and_widens_string_ids():
     assert ints.raw.dtype.kind == "i" and ints.raw.tolist() == [10, 20, 30] and idx.tolist() == [2, 0]
     with pytest.raises(TypeError, match="grow"):
         ints.grow(["a"])
+
+
+def test_normalize_raw_ids_never_wraps_beyond_int64():
+    from recforge.data.idmap import raw_ids_as_text_reason
+    assert normalize_raw_ids([1e30, 2e30]).tolist() == ["1e+30", "2e+30"]
+    assert normalize_raw_ids([99999999999999999999, 1]).tolist() == ["99999999999999999999", "1"]
+    big = np.array([2**63, 1], dtype=np.uint64)
+    assert normalize_raw_ids(big).tolist() == ["9223372036854775808", "1"]
+    assert normalize_raw_ids([2**63 - 1, -2**63]).dtype == np.int64
+    assert raw_ids_as_text_reason([1e30]) == "floats beyond int64"
+    assert raw_ids_as_text_reason([2**64]) == "integers beyond int64"
+    assert raw_ids_as_text_reason(big) == "unsigned integers beyond int64"
+    assert raw_ids_as_text_reason([1.5]) == "non-integer floats"
+    assert raw_ids_as_text_reason([1, 2]) is None
+    assert raw_ids_as_text_reason(["a"]) is None
+    assert len(IdMap(normalize_raw_ids([1e30, 2e30, 1e20]))) == 3
+
+
+def test_to_inner_text_ids_for_an_integer_map_are_exact():
+    m = IdMap(np.array([-2**63, 1, 9007199254740993]))
+    text = np.array(["99999999999999999999", "1", "x", "1.0", "9007199254740993", "1_0"])
+    assert m.to_inner(text, missing="mask").tolist() == [-1, 1, -1, 1, 2, -1]
+    mixed = np.array([1.5, 1, "1", 9007199254740993, None, 1e30], dtype=object)
+    assert m.to_inner(mixed, missing="mask").tolist() == [-1, 1, 1, 2, -1, -1]
+    with pytest.raises(KeyError, match="1.5"):
+        m.to_inner(np.array([1.5, 1], dtype=object))

@@ -238,3 +238,21 @@ def test_from_arrays():
     assert x.kind == "implicit" and x.nnz == 3 and x.timestamps is None
     y = Interactions.from_arrays([1, 2], [3, 4], [4.5, 2.0], timestamps=[1, 2])
     assert y.is_explicit and y.rating_scale == (2.0, 4.5) and y.has_timestamps
+
+
+def test_from_dataframe_ids_beyond_int64_stay_distinct():
+    df = pd.DataFrame({"user": np.array([1e30, 2e30, 99999999999999999999], dtype=object),
+                       "item": [1, 2, 3], "rating": [5.0, 4.0, 3.0]})
+    inter = Interactions.from_dataframe(df)
+    assert inter.n_users == 3
+    assert sorted(inter.user_map.raw.tolist()) == ["1e+30", "2e+30", "99999999999999999999"]
+    assert inter.item_map.raw.dtype == np.int64
+    assert inter.drops.notes == {"rows with ids in 'user' kept as text (mixed types)": 3}
+    # a float column of huge values: no wrap-around to one int64 value
+    floats = pd.DataFrame({"user": [1e30, 2e30, 1e20], "item": [1, 2, 3]})
+    inter = Interactions.from_dataframe(floats, rating=None)
+    assert inter.n_users == 3
+    assert inter.drops.notes == {"rows with ids in 'user' kept as text (floats beyond int64)": 3}
+    ints = pd.DataFrame({"user": [3, 1, 2], "item": [1, 2, 3]})
+    inter = Interactions.from_dataframe(ints, rating=None)
+    assert inter.user_map.raw.dtype == np.int64 and not inter.drops.notes

@@ -727,3 +727,45 @@ def test_real_rsc15_sessions_match_plain_pandas():
     got = {int(ev.session_map.raw[s]): ev.item_map.to_raw(ev.session(s)).tolist()
            for s in range(ev.n_sessions)}
     assert got == expected.to_dict()
+
+
+# ------------------------------------------------------------------ ids that are not int64
+def test_ids_beyond_int64_load_as_distinct_text_ids(tmp_path):
+    p = tmp_path / "big_ids.csv"
+    p.write_text("user,item,rating\n1e30,1,5\n2e30,2,4\n99999999999999999999,3,3\n")
+    ds = load(p)
+    inter = ds.interactions
+    assert inter.n_users == 3
+    assert sorted(inter.user_map.raw.tolist()) == ["1e30", "2e30", "99999999999999999999"]
+    # each user keeps its own row
+    assert inter.user_map.to_raw(inter.users[inter.values == 3.0]).tolist() == \
+        ["99999999999999999999"]
+    assert inter.item_map.raw.dtype == np.int64  # the item ids are ordinary integers
+    note = "rows with ids in 'user' kept as text (numbers that are not all int64 integers)"
+    assert ds.drops.notes == {note: 3}
+    assert ds.drops.total == 0  # nothing dropped, only reported
+    assert note in str(ds.drops)
+
+
+def test_integer_ids_stay_int64_and_leading_zeros_do_not_merge(tmp_path):
+    p = tmp_path / "ints.csv"
+    p.write_text("user,item,rating\n1,10,5\n-2,20,4\n9223372036854775807,30,3\n")
+    inter = load(p).interactions
+    assert inter.user_map.raw.dtype == np.int64
+    assert inter.user_map.raw.tolist() == [-2, 1, 9223372036854775807]
+    assert not inter.drops.notes
+    q = tmp_path / "zeros.csv"
+    q.write_text("user,item,rating\n1,10,5\n01,20,4\n")
+    inter = load(q).interactions
+    assert inter.n_users == 2
+    assert sorted(inter.user_map.raw.tolist()) == ["01", "1"]
+
+
+def test_text_ids_with_a_missing_value_keep_integer_ids(tmp_path):
+    p = tmp_path / "missing.csv"
+    p.write_text("user,item,rating\n1,10,5\n,20,4\n3,30,3\n")
+    with pytest.raises(DataError, match="line 3"):
+        load(p)
+    inter = load(p, on_error="skip").interactions
+    assert inter.user_map.raw.dtype == np.int64
+    assert inter.user_map.raw.tolist() == [1, 3]

@@ -91,16 +91,26 @@ def load_input(args: argparse.Namespace) -> Dataset:
 
 # ---------------------------------------------------------------------------------- list
 def _cmd_list(args: argparse.Namespace) -> int:
+    from ..data.errors import DataError
+
     cache = dl.cache_dir(args.cache_dir)
     have = dl.cached(args.cache_dir)
+    data_dir = Path(args.data_dir).expanduser() if args.data_dir else None
+    if data_dir is not None and not data_dir.is_dir():
+        raise DataError("directory not found", path=str(data_dir))
     rows = []
     for info in catalog.CATALOG.values():
-        status = "cached" if info.name in have else ("manual download" if info.manual
-                                                      else "downloadable")
+        # the same order as `datasets info` and load(): the data dir first, then the cache
+        local = data_dir / info.name if data_dir is not None else None
+        if local is not None and local.exists():
+            status, path = "in data dir", str(local)
+        elif info.name in have:
+            status, path = "cached", str(cache / info.name)
+        else:
+            status, path = ("manual download" if info.manual else "downloadable"), None
         rows.append({"name": info.name, "status": status, "kind": info.kind,
                      "format": info.format, "description": info.description,
-                     "url": info.url, "homepage": info.homepage,
-                     "path": str(cache / info.name) if info.name in have else None})
+                     "url": info.url, "homepage": info.homepage, "path": path})
     for name, manifest in have.items():
         if name not in catalog.CATALOG:
             rows.append({"name": name, "status": "cached", "kind": None, "format": None,
@@ -111,9 +121,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
                      "description": "seeded synthetic data (offline)", "url": None,
                      "homepage": None, "path": None})
     if args.json:
-        print(json.dumps({"cache_dir": str(cache), "datasets": rows}, indent=1))
+        print(json.dumps({"cache_dir": str(cache),
+                          "data_dir": str(data_dir) if data_dir is not None else None,
+                          "datasets": rows}, indent=1))
         return 0
     width = max(len(r["name"]) for r in rows)
+    if data_dir is not None:
+        print(f"data dir: {data_dir}")
     print(f"cache: {cache}")
     for r in rows:
         print(f"{r['name']:<{width}}  {r['status']:<15}  {r['description']}")
@@ -176,13 +190,16 @@ def format_summary(summary: dict) -> str:
     if uf:
         out.append(f"user features: {uf['users']:,} users ({', '.join(uf['columns'])})")
     dropped = summary.get("dropped")
-    if dropped:
+    if dropped and dropped["counts"]:
         out.append("dropped / merged:")
         for reason, n in dropped["counts"].items():
             ex = dropped["examples"].get(reason)
             out.append(f"  {n:,} {reason}" + (f" (e.g. lines {', '.join(map(str, ex))})" if ex else ""))
     else:
         out.append("dropped / merged: nothing")
+    if dropped and dropped.get("notes"):
+        out.append("kept but changed:")
+        out.extend(f"  {n:,} {what}" for what, n in dropped["notes"].items())
     return "\n".join(out)
 
 
@@ -215,6 +232,8 @@ def add_parser(subparsers) -> None:
     sub = p.add_subparsers(dest="datasets_command", metavar="SUBCOMMAND")
 
     lp = sub.add_parser("list", help="known and cached data sets")
+    lp.add_argument("--data-dir", help="folder holding data sets under their catalog names "
+                                       "(listed as 'in data dir', as `info` would read them)")
     lp.add_argument("--cache-dir", help="download cache (default: $RECFORGE_DATA or the user "
                                         "cache directory)")
     lp.add_argument("--json", action="store_true", help="machine-readable output")

@@ -25,6 +25,7 @@ SUBCOMMANDS = [
     "recforge.cli.bakeoff",
     "recforge.cli.train",
     "recforge.cli.serve",
+    "recforge.cli.models",
 ]
 
 EXIT_OK = 0

@@ -56,6 +56,6 @@ class Dataset:
             out["item_features"] = self.item_features.summary()
         if self.user_features is not None:
             out["user_features"] = {"users": len(self.user_features), "columns": list(self.user_features.columns)}
-        if self.drops:
+        if self.drops or self.drops.notes:
             out["dropped"] = self.drops.to_dict()
         return out

@@ -49,12 +49,15 @@ class DropReport:
     """Counts of rows dropped or merged while loading or splitting, by reason.
 
     ``examples`` keeps up to ``max_examples`` line numbers (or row indices) per reason so that a
-    person can look at the offending input.
+    person can look at the offending input. ``notes`` counts rows that were kept but changed
+    in a way a person should know about (ids read as text instead of integers, say); they are
+    not part of ``total``.
     """
 
     counts: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[int]] = field(default_factory=dict)
     max_examples: int = 5
+    notes: dict[str, int] = field(default_factory=dict)
 
     def add(self, reason: str, n: int = 1, examples=()) -> None:
         if n <= 0:
@@ -66,9 +69,16 @@ class DropReport:
                 break
             ex.append(int(e))
 
+    def note(self, what: str, n: int) -> None:
+        """Count ``n`` rows kept but changed as ``what`` says (not a drop)."""
+        if n > 0:
+            self.notes[what] = self.notes.get(what, 0) + int(n)
+
     def merge(self, other: DropReport) -> DropReport:
         for reason, n in other.counts.items():
             self.add(reason, n, other.examples.get(reason, ()))
+        for what, n in other.notes.items():
+            self.note(what, n)
         return self
 
     @property
@@ -79,13 +89,18 @@ class DropReport:
         return self.total > 0
 
     def to_dict(self) -> dict:
-        return {"counts": dict(self.counts), "examples": {k: list(v) for k, v in self.examples.items()}}
+        out = {"counts": dict(self.counts),
+               "examples": {k: list(v) for k, v in self.examples.items()}}
+        if self.notes:
+            out["notes"] = dict(self.notes)
+        return out
 
     def __str__(self) -> str:
-        if not self.counts:
-            return "nothing dropped"
         parts = []
         for reason, n in self.counts.items():
             ex = self.examples.get(reason)
             parts.append(f"{n} {reason}" + (f" (e.g. {', '.join(map(str, ex))})" if ex else ""))
+        if not parts:
+            parts.append("nothing dropped")
+        parts.extend(f"{n} {what}" for what, n in self.notes.items())
         return "; ".join(parts)

@@ -5,33 +5,98 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+_INT64_MAX = np.iinfo(np.int64).max
+_INT64_MIN = np.iinfo(np.int64).min
+
 
 def normalize_raw_ids(values) -> np.ndarray:
-    """Return raw ids as an ``int64`` array when they are all integral, else as a unicode array.
+    """Return raw ids as an ``int64`` array when they are all integers that fit int64, else as a
+    unicode array.
 
     Both dtypes round-trip through ``.npz`` without pickle, which is why object arrays are
-    never kept. A unicode array cannot hold a trailing NUL character (``"a\x00"`` would become
-    ``"a"`` and merge with it), so such ids are refused with a ``ValueError`` naming one.
+    never kept. Ids that are not all int64 integers (floats such as ``1e30``, integers beyond
+    int64, a mix of types) become text, never a wrapped or saturated integer, so two distinct
+    raw ids never share one inner index. A unicode array cannot hold a trailing NUL character
+    (``"a\x00"`` would become ``"a"`` and merge with it), so such ids are refused with a
+    ``ValueError`` naming one. :func:`raw_ids_as_text_reason` says why ids became text.
     """
+    return _normalize(values)[0]
+
+
+def raw_ids_as_text_reason(values) -> str | None:
+    """Why :func:`normalize_raw_ids` keeps ``values`` as text ids, or ``None`` when it keeps
+    them as int64 (or they were text to begin with). Used to report the conversion."""
+    return _normalize(values)[1]
+
+
+def _normalize(values) -> tuple[np.ndarray, str | None]:
     if isinstance(values, (list, tuple)):
-        values = np.array(values, dtype=object) if any(isinstance(v, str) for v in values) \
-            else values
+        values = np.array(values, dtype=object) if any(
+            isinstance(v, (str, int)) and not isinstance(v, bool) for v in values) else values
     arr = np.asarray(values)
-    if arr.dtype.kind in "iu":
-        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "i":
+        return arr.astype(np.int64, copy=False), None
+    if arr.dtype.kind == "u":
+        if arr.size and int(arr.max()) > _INT64_MAX:
+            return arr.astype(str), "unsigned integers beyond int64"
+        return arr.astype(np.int64), None
     if arr.dtype.kind == "f":
-        if arr.size == 0 or (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
-            return arr.astype(np.int64)
-        return arr.astype(str)
+        if arr.size == 0:
+            return arr.astype(np.int64), None
+        with np.errstate(invalid="ignore"):
+            integral = np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+            fits = integral and np.all(np.abs(arr) < 2.0 ** 63)
+        if fits:
+            return arr.astype(np.int64), None
+        # numpy writes the shortest text that reads back as the same float: distinct floats
+        # stay distinct
+        return arr.astype(str), ("floats beyond int64" if integral else "non-integer floats")
     if arr.dtype.kind == "b":
-        return arr.astype(np.int64)
+        return arr.astype(np.int64), None
     if arr.dtype.kind in "US":
-        return arr.astype(str)
-    # object: integral python ints stay ints, anything else becomes str
-    if arr.size and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr.ravel()):
-        return arr.astype(np.int64)
+        return arr.astype(str), None
+    # object: python ints that fit int64 stay ints, anything else becomes str
+    flat = arr.ravel()
+    if flat.size and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                         for v in flat):
+        if all(_INT64_MIN <= int(v) <= _INT64_MAX for v in flat):
+            return arr.astype(np.int64), None
+        reason = "integers beyond int64"
+    else:
+        reason = None if all(isinstance(v, str) for v in flat) else "mixed types"
     _refuse_trailing_nul(arr)
-    return arr.astype(str)
+    return arr.astype(str), reason
+
+
+def _exact_int64(values) -> tuple[np.ndarray, np.ndarray]:
+    """The int64 value of each id that names one exactly (``7``, ``"7"``, ``"+7"``, ``7.0``,
+    ``"7.0"``), and a mask of those; floats count only below 2**53, where they are exact."""
+    ints = np.zeros(len(values), dtype=np.int64)
+    ok = np.zeros(len(values), dtype=bool)
+    for k, v in enumerate(values):
+        if isinstance(v, (bool, np.bool_)):
+            continue
+        if isinstance(v, (int, np.integer)):
+            n = int(v)
+        else:
+            text = v.decode() if isinstance(v, bytes) else v
+            if isinstance(text, str) and "_" in text:  # int() would read "1_0" as 10
+                continue
+            try:
+                n = int(text.strip()) if isinstance(text, str) else None
+            except ValueError:
+                n = None
+            if n is None:
+                try:
+                    f = float(text)
+                except (TypeError, ValueError):
+                    continue
+                if not (np.isfinite(f) and f == round(f) and abs(f) < 2.0 ** 53):
+                    continue
+                n = int(f)
+        if _INT64_MIN <= n <= _INT64_MAX:
+            ints[k], ok[k] = n, True
+    return ints, ok
 
 
 def _refuse_trailing_nul(arr: np.ndarray) -> None:
@@ -98,13 +163,13 @@ class IdMap:
             # ids given as strings for an integer map: convert where possible, element-wise, so
             # that one unparsable id does not make the parsable ones unknown
             try:
+                if arr.dtype.kind == "O":  # astype would truncate 1.5 to 1
+                    raise TypeError
                 idx = self._index.get_indexer(arr.astype(np.int64)).astype(np.int32)
             except (TypeError, ValueError, OverflowError):
-                num = pd.to_numeric(pd.Series(arr.ravel(), dtype=object), errors="coerce")
-                num = num.to_numpy(dtype=np.float64, na_value=np.nan)
-                ok = np.isfinite(num) & (num == np.round(num))
+                ints, ok = _exact_int64(arr.ravel())
                 idx = np.full(arr.shape, -1, dtype=np.int32)
-                idx[ok] = self._index.get_indexer(num[ok].astype(np.int64))
+                idx.ravel()[ok] = self._index.get_indexer(ints[ok])
         else:
             if self.raw.dtype.kind == "U" and arr.dtype.kind != "U":
                 # integral floats (1.0) must match "1", as normalize_raw_ids would have stored it

@@ -8,6 +8,7 @@ that every subset (train/test part of a split) shares, so inner indices agree ac
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 
 import numpy as np
@@ -15,10 +16,12 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .errors import DataError, DropReport
-from .idmap import IdMap
+from .idmap import IdMap, raw_ids_as_text_reason
 
 DUPLICATE_POLICIES = ("last", "first", "mean", "sum", "count")
 KINDS = ("explicit", "implicit")
+
+log = logging.getLogger(__name__)
 
 
 class Interactions:
@@ -182,6 +185,9 @@ class Interactions:
             uvals, ivals, vals, lines = uvals[keep], ivals[keep], vals[keep], lines[keep]
             times = times[keep] if times is not None else None
 
+        for col, raw in ((user, uvals), (item, ivals)):
+            if (user_map if col == user else item_map) is None:
+                _note_text_ids(drops, raw, col, source)
         if user_map is None:
             user_map, ucodes = IdMap.from_values(uvals)
         else:
@@ -359,7 +365,7 @@ class Interactions:
                 out["rating_values"] = [float(v) for v in uniq]
         if self.has_timestamps and self.nnz:
             out["time_range"] = [float(self.timestamps.min()), float(self.timestamps.max())]
-        if self.drops:
+        if self.drops or self.drops.notes:
             out["dropped"] = self.drops.to_dict()
         return out
 
@@ -401,3 +407,14 @@ def _merge_duplicates(users, items, values, times, policy):
         v_out = {"sum": sums, "mean": sums / counts, "count": counts.astype(np.float64)}[policy]
     t_out = None if t is None else t[pick]
     return u[starts].astype(np.int32), i[starts].astype(np.int32), v_out.astype(np.float32), t_out, merged
+
+
+def _note_text_ids(drops: DropReport, raw: np.ndarray, field: str, source: str) -> None:
+    """Note (and log) that the ids of ``field`` are kept as text, when they could not all be
+    int64 integers: nothing is merged, but integer ids from elsewhere will not match them."""
+    reason = raw_ids_as_text_reason(raw)
+    if reason is None:
+        return
+    what = f"rows with ids in '{field}' kept as text ({reason})"
+    drops.note(what, raw.size)
+    log.warning("%s: %d %s", source, raw.size, what)

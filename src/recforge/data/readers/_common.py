@@ -101,7 +101,7 @@ def _read_delimited(path: PathLike, *, sep: str, names: list[str] | None = None,
                     header: bool = True, usecols: list[str] | None = None, dtype=None,
                     encoding: str = "utf-8", on_error: str = "raise",
                     drops: DropReport | None = None, quoting: bool = True,
-                    data: bytes | None = None) -> _Table:
+                    data: bytes | None = None, id_columns=()) -> _Table:
     """Read a delimited text file with exact line numbers and field-count checks.
 
     Parameters
@@ -120,6 +120,11 @@ def _read_delimited(path: PathLike, *, sep: str, names: list[str] | None = None,
     quoting : bool
         Whether double quotes delimit fields (RFC 4180). Formats that never quote (GRU4Rec,
         MovieLens ``.dat``, HetRec) pass ``False`` so a stray quote stays part of the value.
+    id_columns : list of str
+        Id columns (those present) are read as text and become int64 only when every value is
+        an integer that fits int64 and no two texts name one integer (``"01"`` and ``"1"``);
+        otherwise they stay the original text, so ``1e30`` and ``2e30`` or integers beyond
+        int64 never merge through a float. See :func:`_ids_from_text`.
     """
     source = str(path)
     drops = drops if drops is not None else DropReport()
@@ -173,6 +178,11 @@ def _read_delimited(path: PathLike, *, sep: str, names: list[str] | None = None,
         if missing:
             raise DataError(f"missing column '{missing[0]}' (columns: {names})", path=source,
                             field=missing[0])
+
+    id_cols = [c for c in id_columns if c in names and (usecols is None or c in usecols)]
+    if id_cols:
+        dtype = {**({c: dtype for c in names} if dtype is not None and not isinstance(dtype, dict)
+                    else (dtype or {})), **{c: str for c in id_cols}}
 
     quoted = quoting and b'"' in data
     if not quoted:
@@ -254,7 +264,46 @@ def _read_delimited(path: PathLike, *, sep: str, names: list[str] | None = None,
     if len(df) != lines.size:  # pragma: no cover - guards the line bookkeeping above
         raise DataError(f"internal error: parsed {len(df)} rows for {lines.size} lines", path=source)
     df.columns = [str(c) for c in df.columns]
+    for c in id_cols:
+        col = df[c]
+        ids = _ids_from_text(col)
+        df[c] = ids
+        if ids is col:
+            numeric = pd.to_numeric(df[c], errors="coerce").notna().to_numpy()
+            if numeric.any():
+                # numbers kept as text: say so, since they will not match integer ids elsewhere
+                what = (f"rows with ids in '{c}' kept as text (numbers that are not all int64 "
+                        "integers)")
+                drops.note(what, int(df[c].notna().sum()))
+                log.warning("%s: %d %s", source, int(df[c].notna().sum()), what)
     return _Table(df=df, lines=lines.astype(np.int64), source=source)
+
+
+_INT_TEXT = r"[+-]?[0-9]+"
+
+
+def _ids_from_text(s: pd.Series) -> pd.Series:
+    """Integer ids where the text allows it without merging two ids, else the text itself.
+
+    ``int64`` when every value is an integer in int64 range; an object column of ints when
+    some are missing (NaN stays for the missing-id check); the text unchanged when any value
+    is not such an integer or when two texts name the same integer (``"01"``, ``"1"``).
+    """
+    present = s.notna().to_numpy()
+    text = s[present].astype(str).str.strip()
+    if not text.str.fullmatch(_INT_TEXT).all():
+        return s
+    try:
+        ints = np.array([int(v) for v in text], dtype=np.int64)
+    except OverflowError:
+        return s
+    if len(np.unique(ints)) != text.nunique():
+        return s
+    if present.all():
+        return pd.Series(ints, index=s.index)
+    out = pd.Series(np.full(len(s), np.nan, dtype=object), index=s.index)
+    out[present] = ints.astype(object)
+    return out
 
 
 def _relocate_error(err: DataError, lines: np.ndarray) -> DataError:
@@ -329,7 +378,7 @@ def _interactions(table: _Table, *, user: str, item: str, rating: str | None,
     except DataError as e:
         raise _relocate_error(e, table.lines) from None
     _relocate_drops(inter.drops, table.lines)
-    if file_drops:
+    if file_drops is not None:
         # file-level drops first, so the report reads in the order things happened
         merged = DropReport().merge(file_drops).merge(inter.drops)
         inter.drops = merged
@@ -342,7 +391,7 @@ def _sessions(table: _Table, *, session: str, item: str, timestamp: str, user: s
               name: str | None = None) -> SessionEvents:
     """SessionEvents.from_dataframe on a parsed table, reporting file line numbers."""
     drops = DropReport()
-    if file_drops:
+    if file_drops is not None:
         drops.merge(file_drops)
     numeric = [] if pd.api.types.is_datetime64_any_dtype(table.df[timestamp]) else [timestamp]
     table = _check_values(table, required=[session, item], numeric=numeric, on_error=on_error,
@@ -372,7 +421,7 @@ def _sessions(table: _Table, *, session: str, item: str, timestamp: str, user: s
 def _collect_drops(*reports: DropReport | None) -> DropReport:
     out = DropReport()
     for r in reports:
-        if r:
+        if r is not None:
             out.merge(r)
     return out
 

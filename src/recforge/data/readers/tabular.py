@@ -106,6 +106,7 @@ def read_table(path: PathLike, *, user: str = "user", item: str = "item",
                                 path=str(p), line=1)
             names = ["user", "item", "rating", "timestamp"][:n_fields]
         t = _read_delimited(p, sep=sep, header=header, names=names,
+                            id_columns=[c for c in (user, item, session) if c is not None],
                             encoding=encoding, on_error=on_error, drops=drops)
     cols = list(t.df.columns)
     for role, col in (("user", user), ("item", item)):
