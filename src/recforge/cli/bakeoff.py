@@ -66,6 +66,8 @@ MAIN_JOB_MODELS = (
     {"name": "KNNBaseline", "params": {"k": 40, "sim": "pearson_baseline", "user_based": False}},
     {"name": "SVD", "params": {"random_state": 0}},
     {"name": "UserKNNTopN", "params": {"k": 20}},
+    {"name": "ALS", "params": {"factors": 32, "regularization": 10.0, "random_state": 0,
+                               "binarize": True}},
     {"name": "ContentKNN", "params": {"components": {"genres": 1.0, "year": 1.0}}},
     {"name": "MarkovChain", "params": {}},
     {"name": "VSKNN", "params": {}},
