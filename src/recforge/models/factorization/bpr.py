@@ -197,34 +197,10 @@ def pool_negative_cdf(cdf: np.ndarray, counts: np.ndarray, pool_items: np.ndarra
 
 
 # ---------------------------------------------------------------------- kernels
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def bpr_step(U, V, u, i, j, lr, reg, item_bias):  # pragma: no cover - compiled
-    r"""One LearnBPR step on (u, i, j), in place (module docstring).
-
-    ``U`` is (n_users, k + 1) with a constant 1 in the last column, ``V`` (n_items, k + 1)
-    with the item bias in the last column, so that :math:`\hat x_{uij}` is
-    :math:`U_u^\top (V_i - V_j)`. Returns :math:`z = \sigma(-\hat x_{uij})`."""
-    k = U.shape[1] - 1
-    x = U[u, 0] * (V[i, 0] - V[j, 0])
-    for f in range(1, k + 1):
-        x += U[u, f] * (V[i, f] - V[j, f])
-    z = U.dtype.type(1.0 / (1.0 + math.exp(x)))
-    for f in range(k):
-        pu = U[u, f]
-        qi = V[i, f]
-        qj = V[j, f]
-        U[u, f] = pu + lr * (z * (qi - qj) - reg * pu)
-        V[i, f] = qi + lr * (z * pu - reg * qi)
-        V[j, f] = qj + lr * (-z * pu - reg * qj)
-    if item_bias:
-        V[i, k] += lr * (z - reg * V[i, k])
-        V[j, k] += lr * (-z - reg * V[j, k])
-    return z
-
-
 @numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
 def _masked_step(U, V, u, i, j, lr, reg, item_bias, free_u, free_i, free_j):  # pragma: no cover
-    """:func:`bpr_step` updating only the parameters marked free (the others held fixed)."""
+    """:func:`bpr_step` updating only the parameters marked free (the others held fixed); the
+    one body of the step (``bpr_step`` is this with everything free)."""
     k = U.shape[1] - 1
     x = U[u, 0] * (V[i, 0] - V[j, 0])
     for f in range(1, k + 1):
@@ -246,6 +222,16 @@ def _masked_step(U, V, u, i, j, lr, reg, item_bias, free_u, free_i, free_j):  # 
         if free_j:
             V[j, k] += lr * (-z - reg * V[j, k])
     return z
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def bpr_step(U, V, u, i, j, lr, reg, item_bias):  # pragma: no cover - compiled
+    r"""One LearnBPR step on (u, i, j), in place (module docstring).
+
+    ``U`` is (n_users, k + 1) with a constant 1 in the last column, ``V`` (n_items, k + 1)
+    with the item bias in the last column, so that :math:`\hat x_{uij}` is
+    :math:`U_u^\top (V_i - V_j)`. Returns :math:`z = \sigma(-\hat x_{uij})`."""
+    return _masked_step(U, V, u, i, j, lr, reg, item_bias, True, True, True)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
