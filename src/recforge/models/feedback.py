@@ -86,7 +86,21 @@ def check_feedback_params(threshold, binarize, owner: str) -> None:
         raise ValueError(f"{owner}: binarize must be True or False, got {binarize!r}")
 
 
-def bm25_weight(matrix: sp.spmatrix, k1: float = 100.0, b: float = 0.8) -> sp.csr_matrix:
+def weighting_stats(matrix: sp.spmatrix) -> tuple[np.ndarray, float]:
+    """(item idf :math:`\\log(N / n_i)`, mean row length) of a users x items matrix: the
+    statistics :func:`bm25_weight` and :func:`tfidf_weight` weight by. A model that weights
+    rows folded in later keeps its training statistics and passes them as ``stats``, so that a
+    new row is weighted as it would have been in training."""
+    x = sp.csr_matrix(matrix)
+    item_df = np.bincount(x.indices, minlength=x.shape[1])
+    idf = np.log(max(x.shape[0], 1) / np.maximum(item_df, 1))
+    row_len = np.diff(x.indptr).astype(np.float64)
+    mean = float(row_len.mean()) if row_len.size and row_len.mean() > 0 else 1.0
+    return idf, mean
+
+
+def bm25_weight(matrix: sp.spmatrix, k1: float = 100.0, b: float = 0.8,
+                stats: tuple[np.ndarray, float] | None = None) -> sp.csr_matrix:
     r"""Okapi BM25 weighting of a users x items matrix, items playing the role of terms and
     users of documents (as ``implicit``'s ``bm25_weight`` does for ALS input):
 
@@ -94,40 +108,41 @@ def bm25_weight(matrix: sp.spmatrix, k1: float = 100.0, b: float = 0.8) -> sp.cs
               + r_{ui}} \cdot \log \frac{N}{n_i}
 
     with :math:`|u|` the user's number of entries, :math:`\overline{|u|}` its mean, :math:`N`
-    the number of users and :math:`n_i` the item's. Robertson & Zaragoza (2009), *The
-    probabilistic relevance framework: BM25 and beyond*, Found. Trends IR 3(4), eq. 3.
+    the number of users and :math:`n_i` the item's (from ``stats`` when given, see
+    :func:`weighting_stats`). Robertson & Zaragoza (2009), *The probabilistic relevance
+    framework: BM25 and beyond*, Found. Trends IR 3(4), eq. 3.
     """
     x = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
-    n_users = x.shape[0]
-    item_df = np.bincount(x.indices, minlength=x.shape[1])
-    idf = np.log(n_users / np.maximum(item_df, 1))
+    idf, avg = weighting_stats(x) if stats is None else stats
     row_len = np.diff(x.indptr).astype(np.float64)
-    avg = row_len.mean() if row_len.size and row_len.mean() > 0 else 1.0
     norm = k1 * (1.0 - b + b * row_len / avg)
     norm_per_entry = np.repeat(norm, np.diff(x.indptr))
     x.data = x.data * (k1 + 1.0) / (norm_per_entry + x.data) * idf[x.indices]
     return x
 
 
-def tfidf_weight(matrix: sp.spmatrix) -> sp.csr_matrix:
+def tfidf_weight(matrix: sp.spmatrix,
+                 stats: tuple[np.ndarray, float] | None = None) -> sp.csr_matrix:
     r"""TF-IDF weighting of a users x items matrix (items as terms):
     :math:`w_{ui} = \sqrt{r_{ui}} \, \log (N / n_i)`, the form ``implicit`` offers for ALS input
-    (Salton & Buckley 1988, *Term-weighting approaches in automatic text retrieval*)."""
+    (Salton & Buckley 1988, *Term-weighting approaches in automatic text retrieval*); the idf
+    from ``stats`` when given (:func:`weighting_stats`)."""
     x = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
-    item_df = np.bincount(x.indices, minlength=x.shape[1])
-    idf = np.log(x.shape[0] / np.maximum(item_df, 1))
+    idf = (weighting_stats(x) if stats is None else stats)[0]
     x.data = np.sqrt(x.data) * idf[x.indices]
     return x
 
 
-def weight(matrix: sp.spmatrix, weighting: str, owner: str = "weighting") -> sp.csr_matrix:
-    """Apply one of :data:`WEIGHTINGS` by name (``"none"`` returns a float64 CSR copy)."""
+def weight(matrix: sp.spmatrix, weighting: str, owner: str = "weighting",
+           stats: tuple[np.ndarray, float] | None = None) -> sp.csr_matrix:
+    """Apply one of :data:`WEIGHTINGS` by name (``"none"`` returns a float64 CSR copy), with
+    the given training ``stats`` (:func:`weighting_stats`) or the matrix's own."""
     if weighting == "none":
         return sp.csr_matrix(matrix, dtype=np.float64, copy=True)
     if weighting == "bm25":
-        return bm25_weight(matrix)
+        return bm25_weight(matrix, stats=stats)
     if weighting == "tfidf":
-        return tfidf_weight(matrix)
+        return tfidf_weight(matrix, stats=stats)
     raise ValueError(f"{owner}: weighting must be one of {WEIGHTINGS}, got {weighting!r}")
 
 

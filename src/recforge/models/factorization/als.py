@@ -79,16 +79,20 @@ import scipy.sparse as sp
 from ...data import Interactions
 from .._threads import numba_threads
 from ..base import EMBEDDINGS, FOLD_IN, INCREMENTAL, RANKING, SIMILAR_ITEMS, register
-from ..feedback import SCALINGS, WEIGHTINGS, check_feedback_params, confidence, implicit_feedback
+from ..feedback import (
+    SCALINGS,
+    WEIGHTINGS,
+    check_feedback_params,
+    confidence,
+    implicit_feedback,
+    weight,
+    weighting_stats,
+)
 from .base import FactorModel
 
 #: dtype of the factor matrices (see the module docstring).
 FACTOR_DTYPE = np.float32
 SOLVERS = ("cg", "cholesky")
-
-# Okapi BM25 constants of :func:`recforge.models.feedback.bm25_weight`.
-_BM25_K1 = 100.0
-_BM25_B = 0.8
 
 
 # ---------------------------------------------------------------------- kernels
@@ -300,35 +304,6 @@ def _kernel_csr(conf: sp.csr_matrix, dtype) -> tuple[np.ndarray, np.ndarray, np.
             conf.data.astype(dtype))
 
 
-def _weighting_stats(matrix: sp.csr_matrix) -> tuple[np.ndarray, float]:
-    """(item idf :math:`\\log(N / n_i)`, mean row length) of a users x items matrix, as
-    :func:`~recforge.models.feedback.bm25_weight` and ``tfidf_weight`` compute them."""
-    n_users = matrix.shape[0]
-    item_df = np.bincount(matrix.indices, minlength=matrix.shape[1])
-    idf = np.log(max(n_users, 1) / np.maximum(item_df, 1))
-    row_len = np.diff(matrix.indptr).astype(np.float64)
-    mean = float(row_len.mean()) if row_len.size and row_len.mean() > 0 else 1.0
-    return idf, mean
-
-
-def _apply_weighting(matrix: sp.csr_matrix, weighting: str, idf: np.ndarray,
-                     mean_row_length: float) -> sp.csr_matrix:
-    """:func:`~recforge.models.feedback.bm25_weight` / ``tfidf_weight`` with given (training)
-    statistics, so that a folded-in row is weighted as it would have been in training."""
-    x = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
-    if weighting == "none" or x.nnz == 0:
-        return x
-    if weighting == "bm25":
-        row_len = np.diff(x.indptr).astype(np.float64)
-        norm = _BM25_K1 * (1.0 - _BM25_B + _BM25_B * row_len / mean_row_length)
-        per_entry = np.repeat(norm, np.diff(x.indptr))
-        x.data = x.data * (_BM25_K1 + 1.0) / (per_entry + x.data) * idf[x.indices]
-    else:  # tfidf
-        x.data = np.sqrt(x.data) * idf[x.indices]
-    x.eliminate_zeros()
-    return x
-
-
 def _regularised_gram(factors: np.ndarray, regularization: float, dtype) -> np.ndarray:
     f = np.asarray(factors, dtype=np.float64)
     gram = f.T @ f
@@ -461,7 +436,9 @@ class ALS(FactorModel):
         """:math:`c_{ui}` on the observed pairs of ``feedback`` (default: the kept training
         feedback): weighting with the stored training statistics, then the confidence."""
         fb = self.feedback_ if feedback is None else feedback
-        weighted = _apply_weighting(fb, self.weighting, self.item_idf_, self.mean_row_length_)
+        weighted = weight(fb, self.weighting, type(self).__name__,
+                          stats=(self.item_idf_, self.mean_row_length_))
+        weighted.eliminate_zeros()
         return confidence(weighted, float(self.alpha), self.scaling)
 
     def _history_feedback(self, history: sp.csr_matrix) -> sp.csr_matrix:
@@ -482,7 +459,7 @@ class ALS(FactorModel):
         fb = implicit_feedback(train, self.threshold, bool(self.binarize))
         self.feedback_dropped_ = int(fb.dropped)
         self.feedback_ = fb.matrix
-        self.item_idf_, self.mean_row_length_ = _weighting_stats(fb.matrix)
+        self.item_idf_, self.mean_row_length_ = weighting_stats(fb.matrix)
         n_users, n_items = fb.matrix.shape
         k = int(self.factors)
         rng = np.random.default_rng(self.random_state)
@@ -575,7 +552,7 @@ class ALS(FactorModel):
         if self.binarize:
             merged.data[:] = 1.0
         self.feedback_ = merged
-        self.item_idf_, self.mean_row_length_ = _weighting_stats(merged)
+        self.item_idf_, self.mean_row_length_ = weighting_stats(merged)
         self._grow_state(n_users, n_items, user_idx[interactions.users],
                          item_idx[interactions.items], interactions)
 
