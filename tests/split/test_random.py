@@ -161,3 +161,39 @@ def test_leave_one_out_errors():
         leave_one_out(data, mode="oldest")
     with pytest.raises(ValueError, match="min_interactions"):
         leave_one_out(data, mode="random", min_interactions=0)
+
+
+# ---------------------------------------------------------------- per-user holdout
+def test_holdout_per_user_splits_each_user_by_rounded_ratio():
+    from recforge.split import holdout_per_user
+
+    counts = np.array([1, 2, 3, 4, 5, 6, 10])
+    users = np.repeat(np.arange(counts.size), counts)
+    items = np.concatenate([np.arange(c) for c in counts])
+    data = Interactions.from_arrays(users, items, np.ones(users.size))
+    parts = holdout_per_user(data, test_ratio=0.25, seed=3)
+    n_train = np.bincount(parts.train.users, minlength=counts.size)
+    n_test = np.bincount(parts.test.users, minlength=counts.size)
+    # round half to even of 0.75 * n: 1->1 (0.75), 2->2 (1.5), 3->2 (2.25), 4->3, 5->4 (3.75),
+    # 6->4 (4.5), 10->8 (7.5)
+    assert n_train.tolist() == [1, 2, 2, 3, 4, 4, 8]
+    assert (n_train + n_test).tolist() == counts.tolist()
+    assert parts.config == {"split": "holdout_per_user", "test_ratio": 0.25, "seed": 3}
+    # disjoint and complete
+    pairs = set(zip(parts.train.users.tolist(), parts.train.items.tolist(), strict=True))
+    assert not pairs & set(zip(parts.test.users.tolist(), parts.test.items.tolist(), strict=True))
+
+
+def test_holdout_per_user_is_seeded_and_random_within_users():
+    from recforge.split import holdout_per_user
+
+    users = np.repeat(np.arange(50), 8)
+    items = np.tile(np.arange(8), 50)
+    data = Interactions.from_arrays(users, items, np.ones(users.size))
+    a = holdout_per_user(data, seed=1)
+    b = holdout_per_user(data, seed=1)
+    c = holdout_per_user(data, seed=2)
+    assert np.array_equal(a.test.items, b.test.items)
+    assert not np.array_equal(a.test.items, c.test.items)
+    # every item position is held out for some users (not always the last ones)
+    assert np.unique(a.test.items).size == 8

@@ -16,7 +16,7 @@ def _data() -> Interactions:
 
 
 def test_every_split_function_is_registered_by_name():
-    assert S.available_splitters() == ["holdout", "kfold", "leave_one_out", "session_split",
+    assert S.available_splitters() == ["holdout", "holdout_per_user", "kfold", "leave_one_out", "session_split",
                                        "temporal_global", "temporal_per_user"]
     assert S.get_splitter("kfold").function is S.kfold
     assert S.get_splitter("temporal_per_user").function is S.temporal_per_user

@@ -9,11 +9,11 @@ protocols and ``recforge bakeoff --split NAME`` can use any of them.
 """
 
 from ._result import SplitResult
-from .random import holdout, kfold, leave_one_out
+from .random import holdout, holdout_per_user, kfold, leave_one_out
 from .registry import SPLITTERS, Splitter, available_splitters, get_splitter
 from .session import session_split
 from .temporal import temporal_global, temporal_per_user
 
 __all__ = ["SPLITTERS", "SplitResult", "Splitter", "available_splitters", "get_splitter",
-           "holdout", "kfold", "leave_one_out", "session_split", "temporal_global",
+           "holdout", "holdout_per_user", "kfold", "leave_one_out", "session_split", "temporal_global",
            "temporal_per_user"]
