@@ -122,11 +122,17 @@ class IdMap:
         Unique raw ids in inner-index order.
     """
 
-    __slots__ = ("raw", "_index")
+    __slots__ = ("raw", "_index", "_sorted")
+
+    #: Lookups of at most this many ids use a binary search over a sorted copy of the raw ids
+    #: instead of ``pandas.Index.get_indexer``, whose fixed cost (about 0.1 ms for integers and
+    #: 0.25 ms for text under pandas 3) dominates the one-user queries of the service.
+    SMALL_LOOKUP = 512
 
     def __init__(self, raw):
         self.raw = normalize_raw_ids(raw)
         self._index = pd.Index(self.raw)
+        self._sorted = None  # (sorted raw ids, their inner indices), built on first small lookup
         if not self._index.is_unique:
             raise ValueError("IdMap: raw ids must be unique")
 
@@ -165,20 +171,35 @@ class IdMap:
             try:
                 if arr.dtype.kind == "O":  # astype would truncate 1.5 to 1
                     raise TypeError
-                idx = self._index.get_indexer(arr.astype(np.int64)).astype(np.int32)
+                idx = self._get_indexer(arr.astype(np.int64))
             except (TypeError, ValueError, OverflowError):
                 ints, ok = _exact_int64(arr.ravel())
                 idx = np.full(arr.shape, -1, dtype=np.int32)
-                idx.ravel()[ok] = self._index.get_indexer(ints[ok])
+                idx.ravel()[ok] = self._get_indexer(ints[ok])
         else:
             if self.raw.dtype.kind == "U" and arr.dtype.kind != "U":
                 # integral floats (1.0) must match "1", as normalize_raw_ids would have stored it
                 arr = normalize_raw_ids(arr).astype(str)
-            idx = self._index.get_indexer(arr).astype(np.int32)
+            idx = self._get_indexer(arr)
         if missing == "raise" and (idx < 0).any():
             bad = arr[np.flatnonzero(idx < 0)[0]]
             raise KeyError(f"unknown id {bad!r}")
         return idx
+
+    def _get_indexer(self, arr: np.ndarray) -> np.ndarray:
+        """Inner indices (``int32``, -1 unknown) of ids already in the map's raw kind."""
+        if arr.size > self.SMALL_LOOKUP or arr.dtype.kind == "O" or self.raw.size == 0:
+            return self._index.get_indexer(arr.ravel()).astype(np.int32).reshape(arr.shape)
+        if self._sorted is None:
+            order = np.argsort(self.raw, kind="stable")
+            self._sorted = (self.raw[order], order.astype(np.int32))
+        keys, inner = self._sorted
+        flat = arr.ravel()
+        if (flat.dtype.kind in "iu") != (keys.dtype.kind in "iu"):
+            return self._index.get_indexer(flat).astype(np.int32).reshape(arr.shape)
+        pos = np.minimum(np.searchsorted(keys, flat), keys.size - 1)
+        found = keys[pos] == flat
+        return np.where(found, inner[pos], -1).astype(np.int32).reshape(arr.shape)
 
     def grow(self, raw_ids) -> tuple[IdMap, np.ndarray]:
         """A map with the unknown ``raw_ids`` appended (existing inner indices unchanged), and

@@ -95,12 +95,16 @@ def _from_triples(rows: np.ndarray, items: np.ndarray, values: np.ndarray, n_row
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
     # canonical matrix: last value per (row, item)
-    key = rows * max(n_items, 1) + items
-    last = np.unique(key[::-1], return_index=True)[1]
-    keep = np.sort(key.size - 1 - last)
-    m = sp.csr_matrix((values[keep], (rows[keep], items[keep])), shape=(n_rows, n_items),
-                      dtype=np.float32)
-    m.sort_indices()
+    # (unique keys come sorted: row-major, columns ascending, so the CSR is built directly)
+    width = max(n_items, 1)
+    key = rows * width + items
+    unique_keys, last = np.unique(key[::-1], return_index=True)
+    row_counts = np.bincount(unique_keys // width, minlength=n_rows)
+    m_indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(row_counts, out=m_indptr[1:])
+    m = sp.csr_matrix((values[key.size - 1 - last], (unique_keys % width).astype(np.int32),
+                       m_indptr), shape=(n_rows, n_items))
+    m.has_sorted_indices = True
     return History(m, indptr, items.astype(np.int32), int(n_unknown))
 
 

@@ -235,15 +235,20 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     # ------------------------------------------------------------------ recommendations
+    # The read endpoints below are ``async``: their work is about a millisecond of CPU (an index
+    # search, a few small array operations, one indexed SQLite read), so they run on the event
+    # loop itself instead of paying, per request, a hop to the thread pool and back (a queue, a
+    # condition variable and a wake-up of the loop). Writes, promotions and everything that can
+    # take long stay ``def`` (thread pool).
     @app.get("/users/{user}/recommendations", tags=["recommendations"])
-    def user_recommendations(user: str = _id_path(), k: int = Query(10, ge=1),
+    async def user_recommendations(user: str = _id_path(), k: int = Query(10, ge=1),
                              exclude: IdList = None, candidates: IdList = None):
         """Top-k for a user: the model's training history of the user plus their stored events.
         An unknown user gets the cold-start fallback, named in ``fallback``."""
         return service.recommend_user(user, k, _split_ids(exclude), _split_ids(candidates))
 
     @app.post("/recommendations", tags=["recommendations"])
-    def anonymous_recommendations(query: QueryIn):
+    async def anonymous_recommendations(query: QueryIn):
         """Top-k for an anonymous history (item ids, or ``{item: value}``)."""
         history = query.history
         if isinstance(history, dict):
@@ -252,7 +257,7 @@ def create_app(settings: Settings) -> FastAPI:
                                          query.exclude_seen)
 
     @app.get("/items/{item}/similar", tags=["recommendations"])
-    def similar_items(item: str = _id_path(), k: int = Query(10, ge=1)):
+    async def similar_items(item: str = _id_path(), k: int = Query(10, ge=1)):
         """Similar items; a new item (in the catalogue, unknown to the model) gets the
         content similarity of the bundle's item features, named in ``fallback``."""
         return service.similar(item, k)

@@ -47,21 +47,26 @@ class TrainingHistory:
         self.timestamps = (df["timestamp"].to_numpy(dtype=np.float64)[order]
                            if "timestamp" in df.columns else None)
         users, starts = np.unique(keys[order], return_index=True)
-        self._index = pd.Index(users)
+        self._users = users  # sorted (np.unique): a user's row block by binary search
         self._starts = np.append(starts, len(df)).astype(np.int64)
         self.n_rows = len(df)
 
     def rows(self, user: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(items, values, timestamps) of ``user``'s training interactions; empty if none."""
-        pos = self._index.get_indexer([str(user)])[0]
+        pos = self._position(user)
         if pos < 0:
             return self.items[:0], self.values[:0], None
         s, e = self._starts[pos], self._starts[pos + 1]
         return self.items[s:e], self.values[s:e], \
             None if self.timestamps is None else self.timestamps[s:e]
 
+    def _position(self, user) -> int:
+        key = str(user)
+        pos = int(np.searchsorted(self._users, key))
+        return pos if pos < self._users.size and self._users[pos] == key else -1
+
     def __contains__(self, user) -> bool:
-        return self._index.get_indexer([str(user)])[0] >= 0
+        return self._position(user) >= 0
 
 
 @dataclass
