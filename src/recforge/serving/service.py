@@ -108,9 +108,12 @@ class Service:
                                f"{self.limits.max_history} are accepted", field=name)
         return list(values)
 
-    def _exclude(self, lv: LiveVersion, exclude) -> list:
+    def _exclude(self, lv: LiveVersion, exclude) -> list | None:
+        """The request's known excluded items plus the stoplist; ``None`` when there are none
+        (the query then builds no stoplist rows)."""
         ids, _ = known_ids(exclude or [], lv.model.item_map_)
-        return ids + list(lv.stoplist)
+        out = ids + list(lv.stoplist)
+        return out or None
 
     def _candidates(self, lv: LiveVersion, candidates):
         if candidates is None:
@@ -461,7 +464,7 @@ class Service:
             scores = np.asarray(model.item_popularity_, dtype=np.float32)
             fallback = fallback or "empty session (no known item): popularity"
         scores = np.array(scores, dtype=np.float32, copy=True)[None, :]
-        banned, _ = known_ids(self._exclude(lv, exclude), model.item_map_)
+        banned, _ = known_ids(self._exclude(lv, exclude) or [], model.item_map_)
         if banned:
             scores[0, model.item_map_.to_inner(banned)] = -np.inf
         if seen is not None and len(seen):
