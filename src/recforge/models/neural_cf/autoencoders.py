@@ -54,6 +54,13 @@ class RowAutoencoder(NeuralModel, Recommender):
     training step needs (``state`` carries the random streams and the update count), so a
     distributed trainer can call it per batch.
 
+    Data-parallel in a ``torch.distributed`` process group (``supports_distributed``): every
+    process draws the same shuffled batches of rows, computes its contiguous shard of each, and
+    the gradients are summed weighted by the shards' row counts (every loss is a mean over a
+    batch's rows plus terms that do not depend on the rows), so the updates are those of one
+    process on the same batch; the input dropout, the VAE's noise and CDAE's negatives are drawn
+    per process for its shard (see :class:`~recforge.models.neural.TrainingLoop`).
+
     Scores are the output layer's logits :math:`W' h + b'` (the softmax or sigmoid applied by
     the loss is monotone, so rankings are unchanged); query vectors are :math:`[h; 1]` and item
     vectors :math:`[W'_i; b'_i]`, so their dot products are the scores.
@@ -62,6 +69,7 @@ class RowAutoencoder(NeuralModel, Recommender):
     capabilities = frozenset({RANKING, FOLD_IN, EMBEDDINGS})
     state = ("train_seconds_",)
     _torch_modules = ("net_",)
+    supports_distributed = True
     similarity = "dot"
     #: whether a network reads user ids (CDAE's user node) besides the row
     uses_user_ids = False
@@ -117,7 +125,8 @@ class RowAutoencoder(NeuralModel, Recommender):
         streams = self._seed_streams()  # spawned in a fixed order: init, noise, batches
         init_gen = streams.torch("cpu")
         device = self._device()
-        noise_gen = streams.torch(device)
+        # the noise covers a process's shard of each batch, so each process has its own stream
+        noise_gen = streams.torch_per_rank(device, self._distributed_context())
         rng = streams.numpy()
         x_train = binary_rows(train.csr)
         users = np.flatnonzero(np.diff(x_train.indptr) > 0)
@@ -133,11 +142,14 @@ class RowAutoencoder(NeuralModel, Recommender):
             self.net_.train()
             total, count = 0.0, 0
             for rows in row_batches(users.size, int(self.batch_size), rng):
-                batch_users = users[rows]
-                x = dense_rows(x_train, batch_users, device)
-                ids = torch.from_numpy(batch_users).to(device) if self.uses_user_ids else None
-                loss = self._batch_loss(x, ids, step_state)
-                total += loop.step(loss, optimizer, self.net_.parameters()) * rows.size
+                part, share = loop.shard(rows.size)  # all rows in one process
+                batch_users = users[rows[part]]
+                loss = None
+                if batch_users.size:
+                    x = dense_rows(x_train, batch_users, device)
+                    ids = torch.from_numpy(batch_users).to(device) if self.uses_user_ids else None
+                    loss = self._batch_loss(x, ids, step_state)
+                total += loop.step(loss, optimizer, self.net_.parameters(), share) * rows.size
                 count += rows.size
                 step_state["updates"] += 1
             return {"train_loss": total / count, **self._epoch_extras(step_state)}
@@ -146,7 +158,8 @@ class RowAutoencoder(NeuralModel, Recommender):
         loop = TrainingLoop(int(self.epochs), name=type(self).__name__, validate=validate,
                             patience=self.patience, monitor=f"ndcg@{int(self.val_k)}",
                             restore_best=self.restore_best, on_nonfinite=self.on_nonfinite,
-                            max_grad_norm=self.max_grad_norm, verbose=self.verbose)
+                            max_grad_norm=self.max_grad_norm, verbose=self.verbose,
+                            distributed=self._distributed_context())
         try:
             self.history_ = loop.run(train_epoch, get_state=self._copy_torch_state,
                                      set_state=self._set_torch_state,
