@@ -1,0 +1,129 @@
+"""The ``ddp`` section of ``bench_scale.py``: throughput of data-parallel training, 1 and 2 processes.
+
+Prints (or yields, from :func:`rows`) one JSON object per model and process count::
+
+    {"name": "ddp", "processes": 1, "model": "SASRec", "events_per_second": ..., "final_loss": ...}
+
+Models and data: SASRec on the RSC15 100K sample's ``train_full`` (sessions; events = target
+positions, i.e. events with a previous event in their session, within ``max_len``) and Mult-VAE
+on ML-100K as implicit feedback (events = interactions, each user row read once per epoch);
+without the shared data, the synthetic session and implicit generators stand in. Each run
+goes through :func:`recforge.scale.distributed.fit_distributed` (gloo, 127.0.0.1), the
+1-process run too, with the machine's cores divided among the processes as torch threads.
+``events_per_second`` = events per epoch x epochs / the summed training time of the epochs
+(``history_["seconds"]``: process start-up, imports and validation excluded);
+``final_loss`` = the last epoch's mean training loss (the same global batches in both runs,
+so the two losses differ only by the per-process dropout / sampling noise).
+
+Usage::
+
+    python benchmarks/_scale_ddp.py [--models SASRec,MultVAE] [--epochs 2] [--processes 1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "src") not in sys.path:
+    sys.path.insert(0, str(REPO / "src"))
+
+MODELS = ("SASRec", "MultVAE")
+DEFAULT_EPOCHS = 2
+
+
+def shared_data() -> Path:
+    env = os.environ.get("RECFORGE_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def _sasrec_case(epochs: int):
+    import numpy as np
+
+    from recforge.models.session.sasrec import SASRec
+
+    folder = shared_data() / "rsc15-100k"
+    if folder.exists():
+        from recforge.data.readers import read_gru4rec_sessions
+
+        train = read_gru4rec_sessions(folder).parts["train_full"]
+    else:
+        from recforge.data.synthetic import generate_sessions
+
+        train = generate_sessions(n_sessions=10_000, seed=0).parts["train"]
+    model = SASRec(hidden=64, max_len=20, num_blocks=2, dropout=0.2, batch_size=256,
+                   learning_rate=1e-3, epochs=epochs, random_state=0)
+    events = int(np.minimum(np.maximum(train.lengths - 1, 0), model.max_len).sum())
+    return model, train, events
+
+
+def _multvae_case(epochs: int):
+    from recforge.models.neural_cf.autoencoders import MultVAE
+
+    folder = shared_data() / "ml-100k"
+    if folder.exists():
+        from recforge.data import load
+
+        train = load(str(folder)).interactions
+    else:
+        from recforge.data.synthetic import generate_implicit
+
+        train = generate_implicit(seed=0).interactions
+    model = MultVAE(hidden_dims=[600, 200], batch_size=100, epochs=epochs, total_anneal_steps=200,
+                    random_state=0)
+    return model, train, int(train.csr.nnz)
+
+
+CASES = {"SASRec": _sasrec_case, "MultVAE": _multvae_case}
+
+
+def rows(args=None):
+    """Yield the ``ddp`` rows: for each model (``args.ddp_models`` / ``args.models``, default
+    SASRec and MultVAE) and process count (``args.ddp_processes`` / ``args.processes``, default
+    1 and 2), train ``args.ddp_epochs`` / ``args.epochs`` epochs (default 2). ``args`` may be
+    any object with some of these attributes (``bench_scale.py`` passes its own), or ``None``."""
+    from recforge.scale.distributed import fit_distributed
+
+    def option(names, default):
+        for name in names:
+            value = getattr(args, name, None)
+            if value is not None:
+                return value
+        return default
+
+    models = option(("ddp_models", "models"), MODELS)
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    processes = option(("ddp_processes", "processes"), (1, 2))
+    if isinstance(processes, str):
+        processes = [int(p) for p in processes.split(",")]
+    epochs = int(option(("ddp_epochs", "epochs"), DEFAULT_EPOCHS))
+    for name in models:
+        if name not in CASES:
+            raise ValueError(f"unknown model {name!r} for the ddp section (known: {', '.join(CASES)})")
+        model, train, events = CASES[name](epochs)
+        for nproc in processes:
+            result = fit_distributed(model, train, int(nproc))
+            history = result["history"]
+            seconds = float(sum(history["seconds"]))
+            yield {"name": "ddp", "processes": int(nproc), "model": name,
+                   "events_per_second": round(events * len(history["epoch"]) / seconds, 1),
+                   "final_loss": round(float(history["train_loss"][-1]), 6)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--processes", default="1,2")
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    args = parser.parse_args(argv)
+    for row in rows(args):
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
