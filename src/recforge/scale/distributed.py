@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,13 @@ from ..models.neural import DistributedContext, distributed_context
 
 LOOPBACK = "127.0.0.1"
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def _keep_gloo_on_loopback() -> None:
+    """Point gloo at the loopback interface unless the environment names one already."""
+    name = "lo" if sys.platform.startswith("linux") else "lo0" if sys.platform == "darwin" else None
+    if name is not None:
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", name)
 
 
 def default_backend() -> str:
@@ -57,7 +65,7 @@ def init_from_env(backend: str | None = None, timeout_s: float = 600.0) -> Distr
     """Join the process group the environment describes (``torchrun``'s variables) unless one is
     initialised already; returns this process's :class:`DistributedContext`. A missing
     ``MASTER_ADDR`` means 127.0.0.1; with a loopback master, gloo is kept on the loopback
-    interface (``GLOO_SOCKET_IFNAME=lo`` unless set). With CUDA, the process's GPU is
+    interface (``GLOO_SOCKET_IFNAME=lo``, ``lo0`` on macOS, unless set). With CUDA, the process's GPU is
     ``cuda:LOCAL_RANK``."""
     if dist.is_initialized():
         return distributed_context()
@@ -67,7 +75,7 @@ def init_from_env(backend: str | None = None, timeout_s: float = 600.0) -> Distr
                                "(launch with torchrun or recforge.scale.distributed.launch)")
     os.environ.setdefault("MASTER_ADDR", LOOPBACK)
     if os.environ["MASTER_ADDR"] in (LOOPBACK, "localhost"):
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        _keep_gloo_on_loopback()
     backend = backend or default_backend()
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", os.environ["RANK"])) % torch.cuda.device_count())
@@ -91,7 +99,6 @@ def _worker(local_rank: int, fn: Callable, args: tuple, nproc: int, port: int, b
     os.environ.update({"RANK": str(local_rank), "LOCAL_RANK": str(local_rank),
                        "WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc),
                        "MASTER_ADDR": LOOPBACK, "MASTER_PORT": str(port)})
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     if threads is not None:
         torch.set_num_threads(int(threads))
     if nproc > 1:
