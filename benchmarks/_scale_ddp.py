@@ -9,7 +9,9 @@ positions, i.e. events with a previous event in their session, within ``max_len`
 on ML-100K as implicit feedback (events = interactions, each user row read once per epoch);
 without the shared data, the synthetic session and implicit generators stand in. Each run
 goes through :func:`recforge.scale.distributed.fit_distributed` (gloo, 127.0.0.1), the
-1-process run too, with the machine's cores divided among the processes as torch threads.
+1-process run too, each process with one torch thread (``--threads``), so the 2-process row
+measures data parallelism on two cores rather than two threads against two processes (on a
+busy machine two torch threads in one process can be several times slower than one).
 ``events_per_second`` = events per epoch x epochs / the summed training time of the epochs
 (``history_["seconds"]``: process start-up, imports and validation excluded);
 ``final_loss`` = the last epoch's mean training loss (the same global batches in both runs,
@@ -18,6 +20,7 @@ so the two losses differ only by the per-process dropout / sampling noise).
 Usage::
 
     python benchmarks/_scale_ddp.py [--models SASRec,MultVAE] [--epochs 2] [--processes 1,2]
+        [--threads 1]
 """
 
 from __future__ import annotations
@@ -84,7 +87,8 @@ CASES = {"SASRec": _sasrec_case, "MultVAE": _multvae_case}
 def rows(args=None):
     """Yield the ``ddp`` rows: for each model (``args.ddp_models`` / ``args.models``, default
     SASRec and MultVAE) and process count (``args.ddp_processes`` / ``args.processes``, default
-    1 and 2), train ``args.ddp_epochs`` / ``args.epochs`` epochs (default 2). ``args`` may be
+    1 and 2), train ``args.ddp_epochs`` / ``args.epochs`` epochs (default 2) with
+    ``args.ddp_threads`` / ``args.threads`` torch threads per process (default 1). ``args`` may be
     any object with some of these attributes (``bench_scale.py`` passes its own), or ``None``."""
     from recforge.scale.distributed import fit_distributed
 
@@ -102,12 +106,13 @@ def rows(args=None):
     if isinstance(processes, str):
         processes = [int(p) for p in processes.split(",")]
     epochs = int(option(("ddp_epochs", "epochs"), DEFAULT_EPOCHS))
+    threads = int(option(("ddp_threads", "threads"), 1))
     for name in models:
         if name not in CASES:
             raise ValueError(f"unknown model {name!r} for the ddp section (known: {', '.join(CASES)})")
         model, train, events = CASES[name](epochs)
         for nproc in processes:
-            result = fit_distributed(model, train, int(nproc))
+            result = fit_distributed(model, train, int(nproc), threads=threads)
             history = result["history"]
             seconds = float(sum(history["seconds"]))
             yield {"name": "ddp", "processes": int(nproc), "model": name,
@@ -120,6 +125,7 @@ def main(argv=None) -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--processes", default="1,2")
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     args = parser.parse_args(argv)
     for row in rows(args):
         print(json.dumps(row), flush=True)
