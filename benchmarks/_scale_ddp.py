@@ -85,28 +85,25 @@ CASES = {"SASRec": _sasrec_case, "MultVAE": _multvae_case}
 
 
 def rows(args=None):
-    """Yield the ``ddp`` rows: for each model (``args.ddp_models`` / ``args.models``, default
-    SASRec and MultVAE) and process count (``args.ddp_processes`` / ``args.processes``, default
-    1 and 2), train ``args.ddp_epochs`` / ``args.epochs`` epochs (default 2) with
-    ``args.ddp_threads`` / ``args.threads`` torch threads per process (default 1). ``args`` may be
-    any object with some of these attributes (``bench_scale.py`` passes its own), or ``None``."""
+    """Yield the ``ddp`` rows: for each model (``args.ddp_models``, default SASRec and MultVAE)
+    and process count (``args.ddp_processes``, default 1 and 2), train ``args.ddp_epochs``
+    epochs (default 2) with ``args.ddp_threads`` torch threads per process (default 1). ``args``
+    may be any object with some of these attributes (``bench_scale.py`` passes its own; only
+    the ``ddp_`` names are read), or ``None``."""
     from recforge.scale.distributed import fit_distributed
 
-    def option(names, default):
-        for name in names:
-            value = getattr(args, name, None)
-            if value is not None:
-                return value
-        return default
+    def option(name, default):
+        value = getattr(args, name, None)
+        return default if value is None else value
 
-    models = option(("ddp_models", "models"), MODELS)
+    models = option("ddp_models", MODELS)
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
-    processes = option(("ddp_processes", "processes"), (1, 2))
+    processes = option("ddp_processes", (1, 2))
     if isinstance(processes, str):
         processes = [int(p) for p in processes.split(",")]
-    epochs = int(option(("ddp_epochs", "epochs"), DEFAULT_EPOCHS))
-    threads = int(option(("ddp_threads", "threads"), 1))
+    epochs = int(option("ddp_epochs", DEFAULT_EPOCHS))
+    threads = int(option("ddp_threads", 1))
     for name in models:
         if name not in CASES:
             raise ValueError(f"unknown model {name!r} for the ddp section (known: {', '.join(CASES)})")
@@ -122,10 +119,11 @@ def rows(args=None):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--processes", default="1,2")
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--models", dest="ddp_models", default=",".join(MODELS))
+    parser.add_argument("--processes", dest="ddp_processes", default="1,2")
+    parser.add_argument("--epochs", dest="ddp_epochs", type=int, default=DEFAULT_EPOCHS)
+    parser.add_argument("--threads", dest="ddp_threads", type=int, default=1,
+                        help="torch threads per process")
     args = parser.parse_args(argv)
     for row in rows(args):
         print(json.dumps(row), flush=True)
