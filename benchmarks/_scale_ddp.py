@@ -39,7 +39,12 @@ MODELS = ("SASRec", "MultVAE")
 DEFAULT_EPOCHS = 2
 
 
+DATA_DIR: Path | None = None  # bench_scale.py's --data-dir, when it passes one
+
+
 def shared_data() -> Path:
+    if DATA_DIR is not None:
+        return Path(DATA_DIR)
     env = os.environ.get("RECFORGE_SHARED_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data"
 
@@ -88,9 +93,14 @@ def rows(args=None):
     """Yield the ``ddp`` rows: for each model (``args.ddp_models``, default SASRec and MultVAE)
     and process count (``args.ddp_processes``, default 1 and 2), train ``args.ddp_epochs``
     epochs (default 2) with ``args.ddp_threads`` torch threads per process (default 1). ``args``
-    may be any object with some of these attributes (``bench_scale.py`` passes its own; only
-    the ``ddp_`` names are read), or ``None``."""
+    may be any object with some of these attributes (``bench_scale.py`` passes its own; besides
+    the ``ddp_`` names only ``quick``, one epoch, and ``data_dir``, the shared data, are read),
+    or ``None``."""
     from recforge.scale.distributed import fit_distributed
+
+    global DATA_DIR
+    if getattr(args, "data_dir", None) is not None:
+        DATA_DIR = Path(args.data_dir)
 
     def option(name, default):
         value = getattr(args, name, None)
@@ -102,7 +112,8 @@ def rows(args=None):
     processes = option("ddp_processes", (1, 2))
     if isinstance(processes, str):
         processes = [int(p) for p in processes.split(",")]
-    epochs = int(option("ddp_epochs", DEFAULT_EPOCHS))
+    # bench_scale.py's --quick: one epoch
+    epochs = int(option("ddp_epochs", 1 if getattr(args, "quick", False) else DEFAULT_EPOCHS))
     threads = int(option("ddp_threads", 1))
     for name in models:
         if name not in CASES:
