@@ -37,6 +37,11 @@ GRIDS: dict[str, list[dict]] = {
          "anneal_cap": 0.2, "total_anneal_steps": 2000},
         {"hidden_dims": [600, 200], "dropout": 0.5, "batch_size": 500, "learning_rate": 1e-3,
          "anneal_cap": 0.5, "total_anneal_steps": 200},
+        # RecBole's noise scale (its MultiVAE draws epsilon with standard deviation 0.01)
+        {"hidden_dims": [600, 200], "dropout": 0.5, "batch_size": 500, "learning_rate": 1e-3,
+         "anneal_cap": 0.2, "total_anneal_steps": 100, "epsilon_std": 0.01},
+        {"hidden_dims": [600, 200], "dropout": 0.5, "batch_size": 500, "learning_rate": 1e-3,
+         "anneal_cap": 0.5, "total_anneal_steps": 200, "epsilon_std": 0.01},
     ],
     "MultDAE": [
         {"hidden_dims": [600, 200], "dropout": 0.5, "batch_size": 500, "learning_rate": 1e-3,
@@ -64,7 +69,8 @@ def recbole_params(algo: str, params: dict) -> dict:
 
     * Mult-VAE: ``mlp_hidden_size`` = the hidden layers before the latent one, and
       ``latent_dimension`` = **twice** the latent size (RecBole splits that layer's output into
-      mean and log-variance);
+      mean and log-variance); RecBole's epsilon has standard deviation 0.01 whatever
+      recforge's ``epsilon_std`` (not a RecBole setting);
     * Mult-DAE: ``latent_dimension`` = the latent size; ``weight_decay`` = 2 ``l2`` (Adam's
       decay adds :math:`wd \\cdot w` to the gradient, the gradient of
       :math:`\\lambda \\lVert W \\rVert^2` is :math:`2 \\lambda W`);
