@@ -96,12 +96,13 @@ def test_kl_annealing_schedule():
     assert slow.history_["beta"] == pytest.approx([2 / 20, 5 / 20, 8 / 20])
 
 
-def test_mult_loss_is_the_beta_elbo_of_the_network():
+@pytest.mark.parametrize("epsilon_std", [1.0, 0.01])
+def test_mult_loss_is_the_beta_elbo_of_the_network(epsilon_std):
     """The Mult-VAE batch loss = multinomial NLL + beta * KL, computed here by hand from the
     network's layers (input L2-normalised, no dropout, the same noise draw)."""
     data = _data()
     model = MultVAE(hidden_dims=[6, 3], dropout=0.0, epochs=1, batch_size=30, anneal_cap=0.4,
-                    total_anneal_steps=0, random_state=0).fit(data)
+                    total_anneal_steps=0, epsilon_std=epsilon_std, random_state=0).fit(data)
     x_csr = binary_rows(data.csr)
     batch = row_batch(x_csr, np.arange(5), torch.device("cpu"))
     net = model.net_
@@ -114,7 +115,7 @@ def test_mult_loss_is_the_beta_elbo_of_the_network():
         enc = h @ w["to_latent.weight"].T + w["to_latent.bias"]
         mu, logvar = enc[:, :3], enc[:, 3:]
         eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float32).double()
-        z = mu + eps * torch.exp(0.5 * logvar)
+        z = mu + epsilon_std * eps * torch.exp(0.5 * logvar)
         d = torch.tanh(z @ w["decoder.0.weight"].T + w["decoder.0.bias"])
         logits = d @ w["out.weight"].T + w["out.bias"]
         nll = -(torch.log_softmax(logits, 1) * x).sum(1).mean()
@@ -216,6 +217,7 @@ def test_item_and_query_vectors_give_the_scores():
     ({"learning_rate": 0}, "learning_rate"),
     ({"l2": -1}, "l2"),
     ({"total_anneal_steps": -1}, "total_anneal_steps"),
+    ({"epsilon_std": -1.0}, "epsilon_std"),
 ])
 def test_bad_hyperparameters_name_the_parameter(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -475,6 +475,10 @@ class MultVAE(_MultBase):
         Updates over which :math:`\\beta` would reach 1 (the paper's code); scale it with the
         number of updates of a run (users / batch_size per epoch); ``0``: :math:`\\beta` =
         ``anneal_cap`` throughout.
+    epsilon_std : float, default 1.0
+        Standard deviation of :math:`\\epsilon` in the sampled :math:`z_u` (1: the paper's
+        reparameterisation; RecBole 1.2's MultiVAE uses 0.01, which makes training close to
+        the denoising autoencoder with a KL penalty on :math:`\\mu`; 0: no sampling).
     hidden_dims, dropout, l2, epochs, batch_size, learning_rate, patience, val_k, random_state,
     device, n_threads, restore_best, on_nonfinite, max_grad_norm, verbose
         As in :class:`MultDAE`.
@@ -488,7 +492,8 @@ class MultVAE(_MultBase):
     variational = True
 
     def __init__(self, hidden_dims: tuple[int, ...] | list[int] = (600, 200), dropout: float = 0.5,
-                 anneal_cap: float = 0.2, total_anneal_steps: int = 200000, l2: float = 0.0,
+                 anneal_cap: float = 0.2, total_anneal_steps: int = 200000, epsilon_std: float = 1.0,
+                 l2: float = 0.0,
                  epochs: int = 100, batch_size: int = 500, learning_rate: float = 1e-3,
                  patience: int | None = None, val_k: int = 10, random_state: int | None = 0,
                  device: str = "cpu", n_threads: int | None = None, restore_best: bool = True,
@@ -500,6 +505,7 @@ class MultVAE(_MultBase):
                          max_grad_norm=max_grad_norm, verbose=verbose)
         self.anneal_cap = anneal_cap
         self.total_anneal_steps = total_anneal_steps
+        self.epsilon_std = epsilon_std
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -507,6 +513,8 @@ class MultVAE(_MultBase):
             raise ValueError(f"anneal_cap must be >= 0, got {self.anneal_cap!r}")
         if int(self.total_anneal_steps) < 0:
             raise ValueError(f"total_anneal_steps must be >= 0, got {self.total_anneal_steps!r}")
+        if not float(self.epsilon_std) >= 0:
+            raise ValueError(f"epsilon_std must be >= 0, got {self.epsilon_std!r}")
 
     def beta(self, updates: int) -> float:
         """The KL weight after ``updates`` updates (:func:`kl_weight`)."""
@@ -516,7 +524,7 @@ class MultVAE(_MultBase):
         net = self.net_
         mu, logvar = net.encode(self._input(batch, step_state))
         eps = torch.randn(mu.shape, generator=step_state["generator"], device=mu.device, dtype=mu.dtype)
-        z = mu + eps * torch.exp(0.5 * logvar)
+        z = mu + float(self.epsilon_std) * eps * torch.exp(0.5 * logvar)
         logits = net.out(net.decode_hidden(z))
         beta = self.beta(step_state["updates"])
         return multinomial_nll(logits, batch.x) + beta * gaussian_kl(mu, logvar)
