@@ -23,7 +23,14 @@ mean loss), and scoring. What every torch model needs is written once here:
   layout for all models;
 * safetensors persistence of the torch tensors through the base class's ``_save_extra`` /
   ``_load_extra`` hooks (file ``weights.safetensors``; the base class writes ``config.json``
-  and ``arrays.npz`` atomically around it).
+  and ``arrays.npz`` atomically around it);
+* data-parallel training (:class:`DistributedContext`): when a ``torch.distributed`` process
+  group exists (``torchrun``, ``recforge train --nproc N``, :mod:`recforge.scale.distributed`),
+  a model that declares ``supports_distributed = True`` trains each process on its shard of
+  every global mini-batch (:meth:`TrainingLoop.shard`), :meth:`TrainingLoop.step` sums the
+  shares of the gradient across processes before the optimizer step, the initial weights are
+  broadcast from rank 0, and rank 0 decides validation and early stopping; any other model
+  refuses to train in a group of more than one process.
 
 This is the only module under ``recforge.models`` besides the torch models themselves that
 imports torch; ``models/base.py`` does not, so loading a non-torch model never imports it.
@@ -33,8 +40,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -99,8 +108,23 @@ class SeedStreams:
 
     def torch(self, device: str | torch.device = "cpu") -> torch.Generator:
         """A ``torch.Generator`` on ``device`` seeded from the next spawned child (63 bits)."""
-        seed = int(self._child().generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-        return torch.Generator(device=torch.device(device)).manual_seed(seed)
+        return _torch_generator(self._child(), device)
+
+    def torch_per_rank(self, device: str | torch.device = "cpu",
+                       context: DistributedContext | None = None) -> torch.Generator:
+        """Like :meth:`torch` (and the same generator in a single process), but in a group of
+        ``world_size`` processes each rank gets its own child of the next spawned child: for
+        draws over a process's shard of a batch (dropout masks), which must not repeat on every
+        rank. The streams a model spawns after this one are the same on every rank."""
+        child = self._child()
+        if context is not None and context.world_size > 1:
+            child = child.spawn(context.world_size)[context.rank]
+        return _torch_generator(child, device)
+
+
+def _torch_generator(sequence: np.random.SeedSequence, device) -> torch.Generator:
+    seed = int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    return torch.Generator(device=torch.device(device)).manual_seed(seed)
 
 
 @contextlib.contextmanager
@@ -188,6 +212,63 @@ def clip_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
     return norm
 
 
+# ---------------------------------------------------------------------- data parallelism
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process stands in a data-parallel group: ``rank`` of ``world_size`` processes,
+    ``local_rank`` on its machine (the CUDA device it uses). The default is one process alone.
+
+    Data parallelism as in PyTorch's DistributedDataParallel (Li et al. 2020, "PyTorch
+    Distributed: experiences on accelerating data parallel training", VLDB): every process holds
+    the same weights, computes the gradient of its shard of each global mini-batch, and the
+    gradients are reduced across processes before every process takes the same optimizer step.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        """More than one process trains together."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that validates, logs, shows progress and saves."""
+        return self.rank == 0
+
+
+def distributed_context() -> DistributedContext:
+    """The :class:`DistributedContext` of the current ``torch.distributed`` process group, or a
+    single process when none is initialised. ``LOCAL_RANK`` comes from the environment (set by
+    ``torchrun`` and by :func:`recforge.scale.distributed.launch`)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return DistributedContext()
+    rank = dist.get_rank()
+    return DistributedContext(rank=rank, world_size=dist.get_world_size(),
+                              local_rank=int(os.environ.get("LOCAL_RANK", rank)))
+
+
+def shard_bounds(n: int, context: DistributedContext) -> slice:
+    """The contiguous part ``[n r / w, n (r + 1) / w)`` of ``n`` rows that rank ``r`` of ``w``
+    processes takes (sizes differ by at most one; a rank may get none when ``n < w``)."""
+    return slice(n * context.rank // context.world_size, n * (context.rank + 1) // context.world_size)
+
+
+def broadcast_object(value, context: DistributedContext):
+    """``value`` of rank 0 on every rank (a picklable object; identity in one process)."""
+    if not context.active:
+        return value
+    import torch.distributed as dist
+
+    box = [value if context.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 # ---------------------------------------------------------------------- the epoch loop
 class NonFiniteLoss(FloatingPointError):
     """A training loss became NaN or infinite (raised by :meth:`TrainingLoop.check_finite`)."""
@@ -220,7 +301,12 @@ class TrainingLoop:
     max_grad_norm : float, optional
         Clip the gradient norm in :meth:`step` (torch optimizers only).
     verbose : bool
-        Show a tqdm progress bar over the epochs.
+        Show a tqdm progress bar over the epochs (on rank 0 only).
+    distributed : DistributedContext, optional
+        Train data-parallel in this process group (see :meth:`shard` and :meth:`step`); the
+        default, or a context of one process, is plain single-process training. Only a model that
+        shards its batches may pass one (:meth:`NeuralModel._training_loop` does this for models
+        with ``supports_distributed = True``).
 
     Attributes
     ----------
@@ -237,7 +323,7 @@ class TrainingLoop:
                  validate: Callable[[int], dict] | None = None, patience: int | None = None,
                  monitor: str = "mrr@20", mode: str = "max", restore_best: bool = True,
                  on_nonfinite: str = "raise", max_grad_norm: float | None = None,
-                 verbose: bool = False):
+                 verbose: bool = False, distributed: DistributedContext | None = None):
         if int(n_epochs) < 0:
             raise ValueError(f"n_epochs must be >= 0, got {n_epochs!r}")
         if patience is not None and int(patience) < 1:
@@ -258,6 +344,7 @@ class TrainingLoop:
         self.on_nonfinite = on_nonfinite
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
         self.verbose = bool(verbose)
+        self.distributed = distributed if distributed is not None else DistributedContext()
         self.history: dict[str, list] = {"epoch": [], "train_loss": [], "seconds": []}
         self.best_epoch: int | None = None
         self.stopped_early = False
@@ -274,12 +361,86 @@ class TrainingLoop:
                                 "lower the learning rate or clip the gradients")
         return value
 
-    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
-             parameters: Iterable[torch.Tensor]) -> float:
+    def shard(self, n: int, weights: np.ndarray | None = None) -> tuple[slice, float]:
+        """This process's part of a global mini-batch of ``n`` rows, and its share of the loss.
+
+        Returns ``(part, share)``: the rows ``part`` (a contiguous slice of ``range(n)``) to
+        compute here, and ``share = weights[part].sum() / weights.sum()``, where ``weights[i]``
+        is how many terms row ``i`` adds to the batch's mean loss (1 per row by default; e.g.
+        the number of target positions of a sequence). Pass ``share`` to :meth:`step`: the sum
+        over processes of ``share`` times each process's mean loss is the mean loss of the whole
+        batch, so the summed gradients equal single-process training on the same global batch.
+        In a single process: ``(slice(0, n), 1.0)``.
+
+        Every process must draw the global batch (and any randomness indexed by its rows) from
+        the same stream, so that all agree on it and only the shards differ.
+        """
+        if not self.distributed.active:
+            return slice(0, n), 1.0
+        part = shard_bounds(n, self.distributed)
+        if weights is None:
+            return part, (part.stop - part.start) / n if n else 0.0
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (n,):
+            raise ValueError(f"weights must have shape ({n},), got {w.shape}")
+        total = float(w.sum())
+        return part, float(w[part].sum()) / total if total > 0 else 0.0
+
+    def step(self, loss: torch.Tensor | None, optimizer: torch.optim.Optimizer,
+             parameters: Iterable[torch.Tensor], share: float = 1.0) -> float:
         """Check ``loss``, back-propagate it and take a (clipped) optimizer step; returns the
-        loss value. Models with their own update (GRU4Rec) call :meth:`check_finite` instead."""
-        value = self.check_finite(float(loss.detach()))
-        self.last_grad_norm = clip_and_step(loss, optimizer, parameters, self.max_grad_norm)
+        loss value. Models with their own update (GRU4Rec) call :meth:`check_finite` instead.
+
+        Data-parallel (see :meth:`shard`): ``loss`` is the mean loss of this process's shard
+        (``None`` when the shard is empty), ``share`` its weight in the global batch. The
+        gradients of ``share * loss`` are summed across processes in one ``all_reduce`` (with
+        the loss value, so the returned value is the global batch's mean loss, the same on every
+        rank); a parameter keeps ``grad = None`` only when no process produced a gradient for it
+        (as in a single process, so the optimizer skips it). Then clipping and the optimizer step
+        run on identical gradients everywhere, which keeps the weights identical.
+        """
+        if not self.distributed.active:
+            value = self.check_finite(float(loss.detach()))
+            self.last_grad_norm = clip_and_step(loss, optimizer, parameters, self.max_grad_norm)
+            return value
+        import torch.distributed as dist
+
+        params = list(parameters)
+        optimizer.zero_grad(set_to_none=True)
+        local = 0.0
+        if loss is not None:
+            local = float(loss.detach()) * float(share)
+            (loss * float(share)).backward()
+        device = params[0].device if params else torch.device("cpu")
+        dtype = params[0].dtype if params else torch.float32
+        # one flat buffer, one collective: every gradient, a has-gradient flag per parameter and
+        # this rank's share of the loss
+        parts = [p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel(), device=device,
+                                                                           dtype=p.dtype)
+                 for p in params]
+        flags = [float(p.grad is not None) for p in params]
+        buffer = torch.cat([*[t.to(dtype) for t in parts],
+                            torch.tensor([*flags, local], dtype=dtype, device=device)])
+        dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
+        offset = 0
+        has_grad = buffer[-1 - len(params):-1].tolist()
+        for p, seen in zip(params, has_grad, strict=True):
+            n = p.numel()
+            if seen > 0:
+                grad = buffer[offset:offset + n].view_as(p).to(p.dtype)
+                if p.grad is None:
+                    p.grad = grad.clone()
+                else:
+                    p.grad.copy_(grad)
+            else:
+                p.grad = None
+            offset += n
+        value = self.check_finite(float(buffer[-1]))
+        self.last_grad_norm = None
+        if self.max_grad_norm is not None:
+            with_grad = [p for p in params if p.grad is not None]
+            self.last_grad_norm = float(nn.utils.clip_grad_norm_(with_grad, self.max_grad_norm))
+        optimizer.step()
         return value
 
     # ---------------------------------------------------------------- the loop
@@ -295,14 +456,27 @@ class TrainingLoop:
         """Train: ``train_epoch(epoch, loop)`` runs one epoch (1-based) and returns its mean
         loss, or a dict with ``train_loss`` and extra per-epoch values. ``get_state()`` returns a
         copy of the weights, ``set_state(state)`` puts one back (for ``restore_best`` and for
-        keeping the last finite weights with ``on_nonfinite="stop"``). Returns the history."""
+        keeping the last finite weights with ``on_nonfinite="stop"``). Returns the history.
+
+        Data-parallel: the weights of rank 0 are first broadcast to every process (through
+        ``get_state`` / ``set_state``), so all start identical whatever their seeds; each epoch's
+        record (losses, timings, validation scores, which only rank 0 computes) is rank 0's,
+        broadcast, so early stopping and best-weight restoration happen alike everywhere."""
         from tqdm.auto import tqdm
 
+        ctx = self.distributed
+        if ctx.active and get_state is not None and set_state is not None:
+            import torch.distributed as dist
+
+            state = get_state()
+            for tensor in state.values():
+                dist.broadcast(tensor, src=0)
+            set_state(state)
         best_value, best_state, since_best = None, None, 0
         last_good = None
         keep_last_good = self.on_nonfinite == "stop" and get_state is not None
-        bar = tqdm(range(1, self.n_epochs + 1), desc=self.name, unit="epoch", disable=not self.verbose,
-                   leave=False)
+        bar = tqdm(range(1, self.n_epochs + 1), desc=self.name, unit="epoch",
+                   disable=not (self.verbose and ctx.is_main), leave=False)
         try:
             for epoch in bar:
                 self.epoch = epoch
@@ -323,9 +497,10 @@ class TrainingLoop:
                 seconds = time.perf_counter() - started
                 record = {"epoch": epoch, "train_loss": float(record.pop("train_loss")),
                           "seconds": seconds, **record}
-                if self.validate is not None:
+                if self.validate is not None and ctx.is_main:
                     for key, value in self.validate(epoch).items():
                         record["val_" + str(key).removeprefix("val_")] = float(value)
+                record = broadcast_object(record, ctx)
                 self._append(record)
                 if on_epoch_end is not None:
                     on_epoch_end(record)
@@ -379,15 +554,50 @@ class NeuralModel:
     """
 
     _torch_modules: ClassVar[tuple[str, ...]] = ()
+    #: The model shards its mini-batches with :meth:`TrainingLoop.shard` and steps through
+    #: :meth:`TrainingLoop.step`, so it trains data-parallel in a process group; a model that
+    #: does not (its own optimizer step, batches that cannot be split) leaves it ``False`` and
+    #: :meth:`_distributed_context` refuses a group of several processes, naming the model.
+    supports_distributed: ClassVar[bool] = False
+    #: Why a model with ``supports_distributed = False`` cannot train data-parallel (in the error).
+    distributed_refusal: ClassVar[str] = "it does not shard its mini-batches across processes"
     #: Persisted by every neural model: the training history and the epoch whose weights it kept.
     state: ClassVar[tuple[str, ...]] = ("history_", "best_epoch_")
 
     # ---------------------------------------------------------------- device and seeds
     def _device(self) -> torch.device:
-        return resolve_device(getattr(self, "device", "auto"))
+        """The resolved ``device``; in a process group a plain ``"cuda"`` (or ``"auto"`` with
+        CUDA) means this process's own GPU, ``cuda:LOCAL_RANK``."""
+        device = resolve_device(getattr(self, "device", "auto"))
+        if device.type == "cuda" and device.index is None:
+            ctx = distributed_context()
+            if ctx.active:
+                device = torch.device("cuda", ctx.local_rank)
+        return device
+
+    def _distributed_context(self) -> DistributedContext:
+        """The process group this fit runs in (see :func:`distributed_context`); raises
+        ``NotImplementedError`` naming the model when the group has several processes and the
+        model does not support data-parallel training."""
+        ctx = distributed_context()
+        if ctx.active and not self.supports_distributed:
+            raise NotImplementedError(
+                f"{type(self).__name__} does not support distributed data-parallel training "
+                f"({self.distributed_refusal}); train it in a single process "
+                f"(this process is rank {ctx.rank} of {ctx.world_size})")
+        return ctx
 
     def _seed_streams(self) -> SeedStreams:
-        return SeedStreams(getattr(self, "random_state", None))
+        """The model's :class:`SeedStreams` from ``random_state``. In a process group, a
+        ``random_state`` of ``None`` takes rank 0's fresh entropy on every rank, so all draw the
+        same global batches. (Called first thing in every fit, it also refuses a process group
+        when the model does not support one.)"""
+        ctx = self._distributed_context()
+        random_state = getattr(self, "random_state", None)
+        if ctx.active and random_state is None:
+            random_state = np.random.SeedSequence(
+                broadcast_object(np.random.SeedSequence().entropy, ctx))
+        return SeedStreams(random_state)
 
     def _training_loop(self, n_epochs: int, validation=None, *, patience: int | None = None,
                        monitor: str = "mrr@20", restore_best: bool = True, on_nonfinite: str = "raise",
@@ -395,13 +605,15 @@ class NeuralModel:
                        ks: tuple[int, ...] = (20,)) -> TrainingLoop:
         """A :class:`TrainingLoop` whose validation (when ``validation`` is given) is the
         next-item evaluation of this model at cut-offs ``ks`` (session models) — the metrics
-        become ``val_recall@k`` and ``val_mrr@k``."""
+        become ``val_recall@k`` and ``val_mrr@k``. In a process group the loop is
+        data-parallel (models with ``supports_distributed``; others raise)."""
         validate = None
         if validation is not None:
             validate = self._validator(validation, ks)
         return TrainingLoop(n_epochs, name=type(self).__name__, validate=validate, patience=patience,
                             monitor=monitor, restore_best=restore_best, on_nonfinite=on_nonfinite,
-                            max_grad_norm=max_grad_norm, verbose=verbose)
+                            max_grad_norm=max_grad_norm, verbose=verbose,
+                            distributed=self._distributed_context())
 
     def _validator(self, validation, ks: tuple[int, ...]) -> Callable[[int], dict]:
         def validate(epoch: int) -> dict:

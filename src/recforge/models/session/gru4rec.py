@@ -142,6 +142,12 @@ class GRU4Rec(NeuralModel, SessionRecommender):
     capabilities: ClassVar[frozenset[str]] = frozenset({SESSION, FOLD_IN})
 
     state = ("n_train_sessions_skipped_",)
+    supports_distributed = False
+    distributed_refusal = (
+        "each step ranks every target against the other sessions' targets of the whole "
+        "session-parallel mini-batch, the hidden states of a slot carry over between steps, and "
+        "its own row-sparse Adagrad updates only the item rows a step touched; splitting a step "
+        "across processes would change the loss and the update")
 
     def __init__(self, layers=(100,), loss: str = "cross-entropy", batch_size: int = 64,
                  dropout_p_embed: float = 0.0, dropout_p_hidden: float = 0.0,

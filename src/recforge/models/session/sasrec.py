@@ -141,6 +141,12 @@ class SASRec(NeuralModel, SessionRecommender):
     :math:`j \\ne o_t` drawn uniformly; ``"ce"`` is the full softmax cross-entropy over all items.
     Adam with :math:`\\beta = (0.9, 0.98)` as in the paper.
 
+    Trains data-parallel when run in a ``torch.distributed`` process group (``torchrun`` or
+    ``recforge train --nproc N``, see :class:`~recforge.models.neural.TrainingLoop`): every
+    process draws the same global mini-batch and its negatives, computes its contiguous share of
+    the sequences, and the gradients are summed weighted by target positions, so the updates
+    are those of one process on the same batch (dropout masks, drawn per process, aside).
+
     Sessions are truncated to their last ``max_len`` events. Training sequences are the training
     sessions, or with ``augment=True`` every prefix of them (Tan et al. 2016, see
     :func:`~recforge.models.session.augment.prefix_sequences`); since the model is causal, this
@@ -170,7 +176,7 @@ class SASRec(NeuralModel, SessionRecommender):
         generator), all spawned from one ``SeedSequence``; the global generators are neither
         seeded nor advanced (see :class:`~recforge.models.neural.SeedStreams`).
     device : {"cpu", "auto", "cuda", "cuda:N"}, default "cpu"
-        Torch device ("auto": CUDA when available).
+        Torch device ("auto": CUDA when available; in a process group, this process's GPU).
     n_threads : int or None, default None
         Torch intra-op threads while fitting and scoring (restored afterwards); ``None`` keeps
         torch's setting. On a busy machine ``1`` avoids thread oversubscription, which can
@@ -195,6 +201,7 @@ class SASRec(NeuralModel, SessionRecommender):
 
     state = ("train_seconds_",)
     _torch_modules = ("net_",)
+    supports_distributed = True
 
     def __init__(self, hidden: int = 64, max_len: int = 50, num_blocks: int = 2, num_heads: int = 1,
                  dropout: float = 0.2, loss: str = "bce", epochs: int = 10, batch_size: int = 128,
@@ -268,7 +275,8 @@ class SASRec(NeuralModel, SessionRecommender):
         streams = self._seed_streams()  # spawned in a fixed order: init, dropout, batches
         init_gen = streams.torch("cpu")
         device = self._device()
-        dropout_gen = streams.torch(device)
+        # dropout masks cover a process's shard only, so each process has its own stream
+        dropout_gen = streams.torch_per_rank(device, self._distributed_context())
         rng = streams.numpy()
         seqs = prefix_sequences(train) if self.augment else train
         lengths = seqs.lengths
@@ -292,10 +300,23 @@ class SASRec(NeuralModel, SessionRecommender):
             total, count = 0.0, 0
             for b in range(0, order.size, self.batch_size):
                 sel = order[b:b + self.batch_size]
-                inputs = torch.from_numpy(_pad_left(seqs.items, input_start[sel], n_pos[sel])).to(device)
-                targets = torch.from_numpy(_pad_left(seqs.items, input_start[sel] + 1, n_pos[sel])).to(device)
-                loss = self._loss(inputs, targets, rng)
-                total += loop.step(loss, optimizer, self.net_.parameters()) * sel.size
+                weights = n_pos[sel]  # target positions per sequence: the terms of the mean loss
+                # the negatives of the whole batch, in row-major order of its target positions
+                # (drawn by every process, so the stream stays the same everywhere)
+                shifts = (rng.integers(1, self.n_items_, size=int(weights.sum()))
+                          if self.loss == "bce" else None)
+                part, share = loop.shard(sel.size, weights)
+                loss = None
+                if part.stop > part.start:
+                    rows = sel[part]
+                    if shifts is not None:
+                        first = int(weights[:part.start].sum())
+                        shifts = shifts[first:first + int(weights[part].sum())]
+                    inputs = torch.from_numpy(_pad_left(seqs.items, input_start[rows], n_pos[rows])).to(device)
+                    targets = torch.from_numpy(_pad_left(seqs.items, input_start[rows] + 1,
+                                                         n_pos[rows])).to(device)
+                    loss = self._loss(inputs, targets, shifts)
+                total += loop.step(loss, optimizer, self.net_.parameters(), share) * sel.size
                 count += sel.size
             return total / count
 
@@ -312,7 +333,9 @@ class SASRec(NeuralModel, SessionRecommender):
         self.best_epoch_ = loop.best_epoch
         self.train_seconds_ = time.perf_counter() - started
 
-    def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, shifts: np.ndarray | None) -> torch.Tensor:
+        """Mean loss over the target positions of a batch; ``shifts`` (one per target position,
+        row-major, in ``[1, n_items)``) pick the BCE negatives."""
         hidden = self.net_(inputs)
         valid = targets > 0
         h = hidden[valid]  # (n_positions, d)
@@ -321,8 +344,7 @@ class SASRec(NeuralModel, SessionRecommender):
         if self.loss == "ce":
             return nn.functional.cross_entropy(h @ weights.T, pos)
         # a uniform negative different from the target: shift the target by 1..n_items-1
-        shift = torch.from_numpy(rng.integers(1, self.n_items_, size=pos.numel())).to(pos.device)
-        neg = (pos + shift) % self.n_items_
+        neg = (pos + torch.from_numpy(shifts).to(pos.device)) % self.n_items_
         pos_logit = (h * weights[pos]).sum(-1)
         neg_logit = (h * weights[neg]).sum(-1)
         return (nn.functional.softplus(-pos_logit) + nn.functional.softplus(neg_logit)).mean()

@@ -1,0 +1,6 @@
+"""Deep collaborative filtering on user x item interactions (torch, on the shared neural base).
+
+One module per model family: :mod:`.autoencoders` (Mult-DAE, Mult-VAE), :mod:`.cdae` (CDAE).
+Models are registered by name and imported on first use through the model catalogue, so
+importing this package does not import torch.
+"""
