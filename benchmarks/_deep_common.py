@@ -270,7 +270,11 @@ class ReferenceRunner:
             epochs: int, k: int = K, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, dict]:
         """Fit reference ``algo`` (its own name: ``MultVAE``, ``MultDAE``, ``CDAE``, ``NeuMF``)
         with its own hyperparameter names ``params`` for ``epochs`` epochs on ``train`` and rank
-        the users with a test item -> (users, top-k ids, timing dict)."""
+        the users with a test item -> (users, top-k ids, timing dict). NeuMF (sampled negatives)
+        takes e.g. ``{"train_batch_size": 256, "mf_embedding_size": 8, "mlp_embedding_size": 8,
+        "mlp_hidden_size": [64, 32, 16], "train_neg_sample_args": {"distribution": "uniform",
+        "sample_num": 4}}`` and is scored with ``predict`` on every item (RecBole's NeuMF has no
+        ``full_sort_predict``)."""
         self.n += 1
         name = f"msr{self.n}"
         folder = self.tmp / name

@@ -35,6 +35,8 @@ NON_SAMPLING = {"MultiVAE", "MultiDAE", "CDAE"}
 
 def main(path: str) -> int:
     job = json.loads(open(path).read())
+    if job.get("library", "recbole") != "recbole":
+        raise SystemExit(f"this worker runs RecBole only, not {job['library']!r}")
     import torch
 
     torch.set_num_threads(int(job["threads"]))
