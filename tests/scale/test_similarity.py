@@ -34,11 +34,11 @@ def test_distributed_similarity_equals_single_machine(frame, data, sim, min_supp
 
 
 def test_top_neighbors_keeps_nonzero_ties_to_lower_index():
-    """Row 0: 0.5 at columns 2 and 3 tie (2 wins), zero never beats -0.1."""
-    sim = np.array([[0.0, -0.1, 0.5, 0.5, 0.0],
-                    [0.2, 0.0, 0.0, 0.0, 0.0]])
+    """Row 0: 0.5 at columns 2 and 3 tie (2 wins), zero never beats -0.25."""
+    sim = np.array([[0.0, -0.25, 0.5, 0.5, 0.0],
+                    [0.25, 0.0, 0.0, 0.0, 0.0]])
     m = top_neighbors(sim, 3).toarray()
-    np.testing.assert_array_equal(m, [[0.0, -0.1, 0.5, 0.5, 0.0], [0.2, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(m, [[0.0, -0.25, 0.5, 0.5, 0.0], [0.25, 0, 0, 0, 0]])
     m2 = top_neighbors(sim, 1).toarray()
     np.testing.assert_array_equal(m2[0], [0, 0, 0.5, 0, 0])
 

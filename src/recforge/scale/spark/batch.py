@@ -230,5 +230,8 @@ def predict_batch(pairs, model_dir, *, user: str = USER, item: str = ITEM,
     rows = frame.select(F.col(user).cast(user_kind).alias(USER),
                         F.col(item).cast(item_kind).alias(ITEM), *rest)
     shipped = _ship(frame.sparkSession, model_dir) if ship_model else None
-    schema = rows.schema.add("prediction", "double")
+    from pyspark.sql.types import DoubleType, StructField, StructType
+
+    # a new StructType: ``add`` would change the frame's cached schema in place
+    schema = StructType([*rows.schema.fields, StructField("prediction", DoubleType())])
     return rows.mapInPandas(_predict_partition(model_dir, shipped, user_kind, item_kind), schema)
