@@ -11,8 +11,9 @@ result is a DataFrame ``user, rank, item, score, fallback`` (one row per list en
 1; ``fallback`` names the popularity fallback a row got, else null), ready to write as Parquet.
 
 The model directory must be readable by the executors: a shared path (what a local or
-single-machine standalone cluster has), or shipped with the job (``ship_model=True``:
-``SparkContext.addFile``, then each executor reads its local copy).
+single-machine standalone cluster has), or shipped with the job (``ship_model=True``: a zip
+of it goes out with ``SparkContext.addArchive``, each executor unpacks it once and loads its
+local copy, checksums verified there).
 
 :func:`predict_batch` does the same for rating predictions of (user, item) pairs.
 """
@@ -72,8 +73,19 @@ def _ids(values: pd.Series, kind: str) -> np.ndarray:
 
 
 def _ship(spark, model_dir: str) -> str:
-    spark.sparkContext.addFile(model_dir, recursive=True)
-    return os.path.basename(os.path.normpath(model_dir))
+    """Send the model directory with the job as a zip archive (Spark adds a local directory
+    only in local mode); each executor unpacks it once. Named by the sha256 of its
+    ``config.json``, which lists every file's sha256: one archive per model version."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    digest = hashlib.sha256((Path(model_dir) / "config.json").read_bytes()).hexdigest()[:16]
+    name = f"recforge-model-{digest}"
+    base = Path(tempfile.mkdtemp(prefix="recforge-ship-")) / name
+    archive = shutil.make_archive(str(base), "zip", root_dir=model_dir)
+    spark.sparkContext.addArchive(archive)
+    return os.path.basename(archive)
 
 
 def _resolve(model_dir: str, shipped: str | None) -> str:
