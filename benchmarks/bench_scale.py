@@ -14,7 +14,8 @@ Prints one JSON object per line (the issue's contract):
   its own ``recommend``). ``startup_s``: Spark — starting the session (JVM, context);
   recforge — importing the model and compiling its kernels on tiny data; implicit — the
   worker process's start and imports (its wall time less fit and recommend). ``fit_s``:
-  Spark — ``SparkALS.fit`` end to end (ids mapped on the cluster, MLlib fit, factors back);
+  Spark — ``SparkALS.fit`` end to end (ids mapped on the cluster with the split's maps, MLlib
+  fit, factors back);
   MLlib scales each row's penalty by its number of ratings (ALS-WR), recforge and implicit do
   not, so the same ``regularization`` is a different model. The ``implicit`` side runs in its
   own environment through ``bench_implicit.py``'s runner (``--implicit-python``).
@@ -86,7 +87,7 @@ def session(args):
 
 # ---------------------------------------------------------------------- spark_als
 def section_spark_als(args, state: dict) -> None:
-    from recforge.scale.spark import SparkALS, to_spark
+    from recforge.scale.spark import SparkALS, index_interactions, to_spark
     from recforge.split import leave_one_out
 
     data = bi.load_ml100k(args.data_dir)
@@ -109,7 +110,10 @@ def section_spark_als(args, state: dict) -> None:
                    alpha=params["alpha"], iterations=params["iterations"], implicit=True,
                    random_state=0)
     t0 = time.perf_counter()
-    model = est.fit(frame)
+    # mapped on the cluster with the split's id maps (train and test share them), so that the
+    # model's inner indices are the evaluation's
+    model = est.fit(index_interactions(frame, user_map=train.user_map, item_map=train.item_map,
+                                       kind="implicit"))
     fit_s = time.perf_counter() - t0
     rec = bi.recforge_lists(model, users, hist)
     m = bi.list_metrics(rec, relevant)
@@ -197,6 +201,12 @@ def main(argv=None) -> int:
     ap.add_argument("--implicit-python", help="python of the environment with implicit installed")
     ap.add_argument("--no-implicit", action="store_true")
     ap.add_argument("--quick", action="store_true", help="a short smoke run")
+    ddp = ap.add_argument_group("ddp section (passed to _scale_ddp.rows)")
+    ddp.add_argument("--ddp-models", default=None, help="e.g. SASRec,MultVAE")
+    ddp.add_argument("--ddp-processes", default=None, help="e.g. 1,2")
+    ddp.add_argument("--ddp-epochs", type=int, default=None)
+    ddp.add_argument("--ddp-threads", type=int, default=1,
+                     help="torch threads per DDP process (default 1)")
     args = ap.parse_args(argv)
     state: dict = {}
     try:
