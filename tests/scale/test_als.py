@@ -35,7 +35,7 @@ def mllib_predictions(est, frame, data):
 
 @pytest.mark.parametrize("implicit", [True, False])
 def test_scores_are_mllib_scores(frame, data, implicit, tmp_path):
-    est = SparkALS(factors=4, iterations=3, implicit=implicit, regularization=0.05)
+    est = SparkALS(factors=4, iterations=3, implicit=implicit, regularization=0.05, blocks=2)
     model = est.fit(frame)
     assert isinstance(model, ALS if implicit else PMF)
     assert model.user_map_ == data.user_map and model.item_map_ == data.item_map
@@ -57,7 +57,8 @@ def test_scores_are_mllib_scores(frame, data, implicit, tmp_path):
 
 
 def test_keep_feedback_and_bad_parameters(spark, frame, data):
-    model = SparkALS(factors=2, iterations=1, keep_feedback=True).fit(index_interactions(frame))
+    model = SparkALS(factors=2, iterations=1, keep_feedback=True, blocks=2).fit(
+        index_interactions(frame))
     assert model.feedback_.nnz == data.nnz
     np.testing.assert_allclose(model.feedback_.toarray(), data.csr.toarray())
     with pytest.raises(ValueError, match="factors"):
@@ -74,7 +75,7 @@ def test_served_by_the_service(frame, data, tmp_path):
     from recforge.serving import Settings, save_bundle
     from recforge.serving.app import create_app
 
-    model = SparkALS(factors=4, iterations=3).fit(frame)
+    model = SparkALS(factors=4, iterations=3, blocks=2).fit(frame)
     root = tmp_path / "models"
     save_bundle(model, root / "spark-als", history=data)
     settings = Settings(models_root=str(root), store=str(tmp_path / "store.sqlite"),

@@ -16,7 +16,7 @@ def test_train_als_then_recommend(spark, tmp_path, capsys):
     events = save_parquet(data, tmp_path / "events")
     code = main(["spark", "train-als", "--interactions", str(events), "--out",
                  str(tmp_path / "als"), "--master", "local[2]", "--factors", "4",
-                 "--iterations", "2", "--bundle-history"])
+                 "--iterations", "2", "--blocks", "2", "--bundle-history"])
     assert code == 0
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert info["model"] == "ALS" and info["users"] == 80
