@@ -75,3 +75,6 @@ def test_rating_metrics_equal_single_machine(spark, split, tmp_path):
     assert got["n"] == test.nnz
     assert abs(got["rmse"] - M.rmse(test.values, expected)) <= 1e-9
     assert abs(got["mae"] - M.mae(test.values, expected)) <= 1e-9
+    ranking_only = ALS(factors=2, iterations=1, random_state=0).fit(train).save(tmp_path / "als")
+    with pytest.raises(TypeError, match="does not predict ratings"):
+        predict_batch(to_spark(spark, test).frame, ranking_only)

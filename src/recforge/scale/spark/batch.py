@@ -234,8 +234,12 @@ def predict_batch(pairs, model_dir, *, user: str = USER, item: str = ITEM,
     and ``item`` columns come back as ``user`` and ``item``."""
     from pyspark.sql import functions as F
 
+    from ...models import RATING, get_model_class
+
     model_dir = str(Path(model_dir).resolve())
-    _, item_kind, _ = _model_info(model_dir)
+    name, item_kind, _ = _model_info(model_dir)
+    if RATING not in get_model_class(name).capabilities:
+        raise TypeError(f"{model_dir} holds a {name}, which does not predict ratings")
     frame = pairs.frame if isinstance(pairs, IndexedInteractions) else pairs
     user_kind = _spark_type(frame, user)
     rest = [c for c in frame.columns if c not in (user, item, USER, ITEM)]

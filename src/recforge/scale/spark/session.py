@@ -89,7 +89,8 @@ def spark_session(master: str | None = "local[2]", app_name: str = "recforge", *
     path = os.environ.get("PYTHONPATH") or _own_source_root()
     if path:
         settings["spark.executorEnv.PYTHONPATH"] = path
-    settings["spark.executorEnv.SPARK_LOCAL_IP"] = os.environ["SPARK_LOCAL_IP"]
+    if driver_host == LOCALHOST:  # executors elsewhere bind to their own addresses
+        settings["spark.executorEnv.SPARK_LOCAL_IP"] = LOCALHOST
     if partitions is not None:
         settings["spark.sql.shuffle.partitions"] = str(int(partitions))
         settings["spark.default.parallelism"] = str(int(partitions))
