@@ -133,7 +133,12 @@ class SparkALS:
 
     def fit(self, data):
         """Train on ``data`` (a Spark DataFrame of raw-id interactions, or an
-        :class:`IndexedInteractions`) and return the recforge model (module docstring)."""
+        :class:`IndexedInteractions`) and return the recforge model (module docstring).
+
+        A plain frame gets id maps of its own (the ids it holds). To train in a given index
+        space — a split's, whose train and test parts share the full data's maps — pass
+        ``index_interactions(frame, user_map=..., item_map=...)``; ids with no training row
+        then get zero factors."""
         from pyspark.ml.recommendation import ALS as MLlibALS
         from pyspark.sql import functions as F
 
