@@ -26,6 +26,7 @@ SUBCOMMANDS = [
     "recforge.cli.train",
     "recforge.cli.serve",
     "recforge.cli.models",
+    "recforge.cli.spark",
 ]
 
 EXIT_OK = 0

@@ -138,24 +138,55 @@ class ItemKNNTopN(_TopNBase):
     rating_threshold : float, optional
         Seeds are all items the user rated at least this.
     min_support : int, default 1
+    neighbors : int, optional
+        Keep only each item's ``neighbors`` most similar items (its non-zero similarities, ties
+        to the lower item index), stored as a sparse matrix: the model's memory becomes
+        ``n_items * neighbors`` instead of ``n_items ** 2``, the form the distributed
+        similarity (:func:`recforge.scale.spark.similarity.item_knn_model`) produces.
+        Default: keep all.
     """
 
     capabilities: ClassVar[frozenset[str]] = frozenset({RANKING, SIMILAR_ITEMS, FOLD_IN})
     state = ("item_similarity_",)
 
+    def __init__(self, k: int = 10, sim: str = "cosine", sim_threshold: float | None = None,
+                 rating_threshold: float | None = None, min_support: int = 1,
+                 neighbors: int | None = None):
+        super().__init__(k=k, sim=sim, sim_threshold=sim_threshold,
+                         rating_threshold=rating_threshold, min_support=min_support)
+        self.neighbors = neighbors
+
     def _fit(self, train: Interactions, *, item_features=None, validation=None) -> None:
         name = check_similarity_name(self.sim)
+        n = self.neighbors
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+            raise ValueError(f"ItemKNNTopN: neighbors must be an integer >= 1 or None, got {n!r}")
         sim = similarity_matrix(train.item_csr, name, min_support=self.min_support)
         np.fill_diagonal(sim, 0.0)  # an item does not recommend itself
         if self.sim_threshold is not None:
             sim[sim < self.sim_threshold] = 0.0
-        self.item_similarity_ = sim.astype(np.float32)
+        self.item_similarity_ = sim.astype(np.float32) if n is None else top_neighbors(sim, int(n))
         self.rating_top_ = float(train.rating_scale[1]) if train.rating_scale else float(train.values.max())
 
     def _score(self, users: np.ndarray, history: History, fallbacks: FallbackLog) -> np.ndarray:
         seeds = _top_rated(history.matrix, self.k, self.rating_threshold)
         seeds.data = seeds.data / self.rating_top_
-        return np.asarray(seeds @ self.item_similarity_, dtype=np.float32)
+        scores = seeds @ self.item_similarity_
+        return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
 
     def _similar(self, items: np.ndarray) -> np.ndarray:
-        return self.item_similarity_[np.asarray(items)]
+        rows = self.item_similarity_[np.asarray(items)]
+        return rows.toarray() if sp.issparse(rows) else rows
+
+
+def top_neighbors(sim: np.ndarray, n: int) -> sp.csr_matrix:
+    """Each row's ``n`` largest non-zero entries (ties to the lower column) as a float32 CSR;
+    a zero similarity is no neighbour, so it never displaces a negative one."""
+    s = np.where(sim != 0, sim, -np.inf)
+    idx, vals = topk_rows(s, n)
+    keep = (idx >= 0) & np.isfinite(vals)
+    rows = np.repeat(np.arange(sim.shape[0]), keep.sum(axis=1))
+    m = sp.csr_matrix((sim[rows, idx[keep]].astype(np.float32), (rows, idx[keep])),
+                      shape=sim.shape)
+    m.sort_indices()
+    return m
