@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,6 +116,8 @@ class Results:
     samples : dict[str, list[dict]]
         Model -> sample top-N rows (rank, item, title, score) for the chosen user.
     confidence, n_resamples, seed : bootstrap settings used for intervals.
+    warnings : list[str]
+        Degenerate evaluations reported as warnings (``Evaluator(degenerate="warn")``).
     """
 
     entries: list[ModelResult]
@@ -123,6 +128,7 @@ class Results:
     confidence: float = 0.95
     n_resamples: int = 1000
     seed: int = 0
+    warnings: list = field(default_factory=list)
     _ci_cache: dict = field(default_factory=dict, repr=False)  # intervals and tests, computed once
 
     # ------------------------------------------------------------------ access
@@ -229,6 +235,10 @@ class Results:
     def table(self) -> str:
         """The console table: per protocol, one line per model, metric means and times."""
         lines = []
+        if self.config.get("partial"):
+            lines.append("PARTIAL RESULT: the run was interrupted; only finished models are shown")
+        for w in self.warnings:
+            lines.append(f"WARNING: {w}")
         for pname, pconf in self.protocols.items():
             es = [e for e in self.entries if e.protocol == pname]
             if not es:
@@ -289,6 +299,7 @@ class Results:
             "significance": _records(self.significance()),
             "sample_user": self.sample_user,
             "samples": self.samples,
+            "warnings": list(self.warnings),
         })
 
     def to_json(self, path) -> Path:
@@ -318,9 +329,33 @@ class Results:
 
     def save(self, directory, formats=("json", "csv", "html")) -> dict[str, Path]:
         """Write ``results.json``, ``results.csv`` (+ ``folds.csv``, ``significance.csv``) and
-        ``report.html`` into ``directory``; returns the paths written."""
+        ``report.html`` into ``directory``; returns the paths written.
+
+        Everything is written into a temporary folder beside ``directory`` first and renamed
+        into place only when complete, so a failure or an interrupt while writing leaves any
+        earlier results in ``directory`` untouched. The folder gets the user's umask."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        parent = directory.absolute().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
+        try:
+            _apply_umask(tmp)
+            written = self._write_into(tmp, formats)
+            if directory.exists():
+                old = parent / f".{directory.name}.old-{os.getpid()}"
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(directory, old)
+                os.replace(tmp, directory)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        log.info("results written to %s", directory)
+        return {k: directory / p.name for k, p in written.items()}
+
+    def _write_into(self, directory: Path, formats) -> dict[str, Path]:
         out = {}
         if "json" in formats:
             out["json"] = self.to_json(directory / "results.json")
@@ -334,8 +369,14 @@ class Results:
             from .report import write_report
 
             out["html"] = write_report(self, directory / "report.html")
-        log.info("results written to %s", directory)
         return out
+
+
+def _apply_umask(path: Path) -> None:
+    """``mkdtemp`` makes 0700 folders; give ``path`` the mode a plain ``mkdir`` would."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o777 & ~mask)
 
 
 def _fmt(v: float) -> str:

@@ -33,6 +33,7 @@ import scipy.sparse as sp
 
 from ..data.features import ItemFeatures
 from ..data.interactions import Interactions
+from ..interrupt import compiled
 from .base import FOLD_IN, ITEM_FEATURES, RANKING, RATING, SIMILAR_ITEMS, Recommender, register
 from .neighborhood._kernels import (
     CONTENT_DENSE,
@@ -460,8 +461,9 @@ class ContentKNN(Recommender):
         """Neighbourhood estimates for pairs (row ``u`` of ``ratings``, item ``i``) and the mask of
         pairs that have no neighbour (estimate 0); compiled, in parallel over pairs."""
         indptr, indices, data = self._live_part(ratings)
-        est, ok = content_knn_pairs(np.asarray(u, np.int64), np.asarray(i, np.int64), indptr, indices,
-                                    data, int(self.k), self._kernel_arrays)
+        with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
+            est, ok = content_knn_pairs(np.asarray(u, np.int64), np.asarray(i, np.int64), indptr,
+                                        indices, data, int(self.k), self._kernel_arrays)
         return est, ~ok
 
     def _predict(self, u: np.ndarray, i: np.ndarray, fallbacks: FallbackLog) -> np.ndarray:
@@ -498,8 +500,9 @@ class ContentKNN(Recommender):
         cand = classes[live]
         rows = np.repeat(np.arange(users.size, dtype=np.int64), cand.size)
         indptr, indices, data = self._live_part(h)
-        est_live, ok_live = content_knn_pairs(rows, np.tile(cand, users.size), indptr, indices, data,
-                                              int(self.k), self._kernel_arrays)
+        with compiled():
+            est_live, ok_live = content_knn_pairs(rows, np.tile(cand, users.size), indptr, indices,
+                                                  data, int(self.k), self._kernel_arrays)
         est_c[:, live] = est_live.reshape(users.size, cand.size)
         ok_c[:, live] = ok_live.reshape(users.size, cand.size)
         est, ok = est_c[:, self._item_class], ok_c[:, self._item_class]

@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...data.interactions import Interactions
+from ...interrupt import chunks, compiled
 from ..base import FOLD_IN, RANKING, RATING, SIMILAR_ITEMS, Recommender, register
 from ..baseline import baseline_als
 from ..query import FallbackLog, History
@@ -43,6 +44,9 @@ from .similarities import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: Pairs per call of the compiled k-NN kernel (a few tenths of a second at most on two cores).
+PAIR_CHUNK = 1 << 15
 
 
 def als_baselines(train: Interactions, reg_items: float = 10.0, reg_users: float = 15.0,
@@ -197,18 +201,27 @@ class _KNNBase(Recommender):
                 sim.data.astype(np.float64), False)
 
     def _estimate(self, x, y, y_major, by, q_means, q_sigmas, q_bias, sim=None):
-        """The compiled k-NN estimate for pairs (x, y) over the y-major ratings ``y_major``."""
+        """The compiled k-NN estimate for pairs (x, y) over the y-major ratings ``y_major``,
+        in chunks of :data:`PAIR_CHUNK` pairs with a stop check between them (a Ctrl-C during
+        a long scoring call stops within one chunk, see :mod:`recforge.interrupt`)."""
         y_major = sp.csr_matrix(y_major, dtype=np.float64)
         y_major.sort_indices()
         sim_dense, s_ptr, s_idx, s_val, dense = self._sim_args(sim)
         bx, _ = self._switch(self.user_bias_, self.item_bias_)
-        return K.knn_predict(np.asarray(x, np.int64), np.asarray(y, np.int64),
-                             y_major.indptr.astype(np.int64), y_major.indices.astype(np.int64),
-                             y_major.data, sim_dense, s_ptr, s_idx, s_val, dense, int(self.k),
-                             int(self.min_k), self._mode, self.means_, self.sigmas_, bx,
-                             np.asarray(by, np.float64), float(self.global_mean_),
-                             np.asarray(q_means, np.float64), np.asarray(q_sigmas, np.float64),
-                             np.asarray(q_bias, np.float64))
+        x = np.asarray(x, np.int64)
+        y = np.asarray(y, np.int64)
+        args = (y_major.indptr.astype(np.int64), y_major.indices.astype(np.int64),
+                y_major.data, sim_dense, s_ptr, s_idx, s_val, dense, int(self.k),
+                int(self.min_k), self._mode, self.means_, self.sigmas_, bx,
+                np.asarray(by, np.float64), float(self.global_mean_),
+                np.asarray(q_means, np.float64), np.asarray(q_sigmas, np.float64),
+                np.asarray(q_bias, np.float64))
+        est = np.empty(x.size)
+        actual = np.empty(x.size, np.int64)
+        for lo, hi in chunks(x.size, PAIR_CHUNK):
+            with compiled():
+                est[lo:hi], actual[lo:hi] = K.knn_predict(x[lo:hi], y[lo:hi], *args)
+        return est, actual
 
     def _fold_in_bias(self, h: sp.csr_matrix) -> np.ndarray:
         """User biases of history rows: the closed-form ALS user step (Koren 2010, eq. 2)."""

@@ -264,7 +264,7 @@ class GRU4Rec(NeuralModel, SessionRecommender):
             started = time.perf_counter()
             H = net.zero_state(schedule.width(0))
             total = 0.0
-            for t in range(schedule.n_steps):
+            for t in loop.batches(schedule.n_steps):
                 a, b = offs[t], offs[t + 1]
                 if t in keep:
                     H = [h.index_select(0, keep[t]) for h in H]

@@ -290,7 +290,8 @@ class SASRec(NeuralModel, SessionRecommender):
             self.net_.train()
             order = rng.permutation(usable.size)
             total, count = 0.0, 0
-            for b in range(0, order.size, self.batch_size):
+            for step in loop.batches(-(-order.size // self.batch_size)):
+                b = step * self.batch_size
                 sel = order[b:b + self.batch_size]
                 inputs = torch.from_numpy(_pad_left(seqs.items, input_start[sel], n_pos[sel])).to(device)
                 targets = torch.from_numpy(_pad_left(seqs.items, input_start[sel] + 1, n_pos[sel])).to(device)
