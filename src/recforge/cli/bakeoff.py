@@ -291,18 +291,20 @@ def _load_dataset(args, conf: dict):
 
 def _check_writable(out: Path) -> None:
     """The output folder (and its ``.partial`` / ``.cache`` siblings) can be created and
-    written: checked before any work, not after it."""
+    written: a folder is made and removed beside it now, before any work, not after it."""
+    import tempfile
+
     if out.exists() and not out.is_dir():
         raise _usage(f"--out {out}: exists and is not a folder")
     parent = out.absolute().parent
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise _usage(f"--out {out}: {probe} is not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK | os.X_OK)):
-        raise _usage(f"--out {out}: cannot write there (no permission on "
-                     f"{out if out.exists() else probe})")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=parent)
+        os.rmdir(probe)
+        if out.exists() and not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(f"no write permission on {out}")
+    except OSError as e:
+        raise _usage(f"--out {out}: cannot write there ({e.strerror or e})") from None
 
 
 def _sibling(out: Path, suffix: str) -> Path:
