@@ -245,7 +245,8 @@ class Evaluator:
                     if entry is None:
                         entry = current[name] = ModelResult(
                             model=name, protocol=protocol.name, params=proto_model.get_params(),
-                            model_class=type(proto_model).__name__)
+                            model_class=type(proto_model).__name__,
+                            ranks_by_rating=_ranks_by_rating(protocol, proto_model))
                         entries.append(entry)
                     if entry.error is not None:
                         continue
@@ -432,6 +433,11 @@ class Evaluator:
             "cpu_count": os.cpu_count(),
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+
+
+def _ranks_by_rating(protocol: Protocol, model) -> bool:
+    """A rating predictor evaluated on top-N lists: its lists are its estimates, sorted."""
+    return protocol.evaluation_task.name in ("topn", "sampled") and RATING in getattr(model, "capabilities", ())
 
 
 def _reraise_interrupt(exc: BaseException) -> None:

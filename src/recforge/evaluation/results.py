@@ -55,6 +55,9 @@ class ModelResult:
         Fallback counts the model reported (unknown users, ...), summed over folds.
     error : str, optional
         Why the model failed, when it did (the bake-off goes on with the others).
+    ranks_by_rating : bool
+        The model is a rating predictor whose top-N lists are its predicted ratings, sorted
+        (marked in the table and the report: such lists favour items with few, high ratings).
     """
 
     model: str
@@ -70,6 +73,7 @@ class ModelResult:
     peak_memory_bytes: int | None = None
     fallbacks: dict = field(default_factory=dict)
     error: str | None = None
+    ranks_by_rating: bool = False
 
     def metric_names(self) -> list[str]:
         return list(self.fold_metrics)
@@ -162,7 +166,7 @@ class Results:
         for e in self.entries:
             p = self.protocols.get(e.protocol, {})
             row = {"protocol": e.protocol, "sampled": bool(p.get("sampled", False)),
-                   "model": e.model}
+                   "model": e.model, "ranks_by_rating": e.ranks_by_rating}
             for m in e.metric_names():
                 row[m] = e.value(m)
                 if ci:
@@ -210,6 +214,10 @@ class Results:
                 if len(vecs) < 2:
                     continue
                 df = pairwise_tests(vecs, methods=methods)
+                unit = "event" if self.protocols[pname].get("task") == "session" else "user"
+                df.insert(0, "compared", {"rmse": f"per-{unit} mean squared error",
+                                          "mae": f"per-{unit} mean absolute error"}.get(
+                                              m.split("@")[0], f"per-{unit} {m}"))
                 df.insert(0, "metric", m)
                 df.insert(0, "protocol", pname)
                 df["sampled"] = bool(self.protocols[pname].get("sampled", False))
@@ -217,7 +225,7 @@ class Results:
         if frames:
             out = pd.concat(frames, ignore_index=True)
         else:
-            out = pd.DataFrame(columns=["protocol", "metric", "model_a", "model_b", "method", "n",
+            out = pd.DataFrame(columns=["protocol", "metric", "compared", "model_a", "model_b", "method", "n",
                                         "mean_diff", "statistic", "pvalue", "pvalue_holm", "sampled"])
         self._ci_cache[key] = out
         return out.copy()
@@ -252,7 +260,7 @@ class Results:
                 if e.error:
                     body.append([e.model, f"FAILED: {e.error}"])
                     continue
-                row = [e.model] + [_fmt(e.value(m)) for m in metrics]
+                row = [e.model + (" *" if e.ranks_by_rating else "")] + [_fmt(e.value(m)) for m in metrics]
                 row += [f"{np.sum(e.fit_seconds):.2f}", f"{np.sum(e.eval_seconds):.2f}",
                         "-" if e.peak_memory_bytes is None else f"{e.peak_memory_bytes / 2**20:.1f}"]
                 body.append(row)
@@ -265,6 +273,9 @@ class Results:
                     continue
                 lines.append("  ".join(str(v).rjust(w) if c else str(v).ljust(w)
                                        for c, (v, w) in enumerate(zip(b, widths, strict=True))))
+            if any(e.ranks_by_rating and not e.error for e in es):
+                lines.append("* ranks by predicted rating (a rating predictor's estimates, sorted; "
+                             "see popularity@k for how obscure its lists are)")
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
 
@@ -287,7 +298,7 @@ class Results:
                 "recall_curve": {str(k): v for k, v in e.curve.items()},
                 "fit_seconds": list(e.fit_seconds), "eval_seconds": list(e.eval_seconds),
                 "peak_memory_bytes": e.peak_memory_bytes, "fallbacks": e.fallbacks,
-                "error": e.error,
+                "error": e.error, "ranks_by_rating": e.ranks_by_rating,
             })
         return _jsonable({
             "config": self.config,

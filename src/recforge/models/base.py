@@ -631,7 +631,8 @@ PARAM_RANGES = {
                      "lr_qi", "lr_yj", "lr_xj", "lr_bit", "lr_but", "lr_alpha", "init_std_dev",
                      "l2", "alpha", "n_sample", "min_count", "negative", "tol", "cg_steps",
                      "fold_in_epochs", "partial_iterations", "partial_epochs",
-                     "partial_fold_epochs", "partial_cg_steps", "max_negatives"), "nonneg"),
+                     "partial_fold_epochs", "partial_cg_steps", "max_negatives",
+                     "ranking_shrinkage"), "nonneg"),
     **dict.fromkeys(("dropout", "dropout_p_embed", "dropout_p_hidden", "l1_ratio", "momentum",
                      "sample_alpha", "partial_share"), "unit"),
 }

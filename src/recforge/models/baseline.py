@@ -99,7 +99,7 @@ class Random(Recommender):
     capabilities = frozenset({RATING})
     state = ("mu_", "sigma_", "seed_")
 
-    def __init__(self, random_state = 0):
+    def __init__(self, random_state=0):
         self.random_state = random_state
 
     def _fit(self, train, **_) -> None:
@@ -249,7 +249,7 @@ class BaselineOnly(Recommender):
 
     def __init__(self, method: str = "als", reg_i: float = 10.0, reg_u: float = 15.0,
                  n_epochs: int | None = None, learning_rate: float = 0.005, reg: float = 0.02,
-                 shuffle: bool = False, random_state = 0):
+                 shuffle: bool = False, random_state=0):
         self.method = method
         self.reg_i = reg_i
         self.reg_u = reg_u
@@ -415,7 +415,7 @@ class RandomRanker(Recommender):
     capabilities = frozenset({RANKING})
     state = ("seed_",)
 
-    def __init__(self, random_state = 0):
+    def __init__(self, random_state=0):
         self.random_state = random_state
 
     def _fit(self, train, **_) -> None:

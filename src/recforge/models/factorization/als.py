@@ -383,7 +383,7 @@ class ALS(FactorModel):
                  iterations: int = 15, solver: str = "cg", cg_steps: int = 3,
                  weighting: str = "none", scaling: str = "linear", threshold: float | None = None,
                  binarize: bool = False, partial_share: float = 0.0, partial_cg_steps: int = 1,
-                 partial_iterations: int = 0, random_state = 0,
+                 partial_iterations: int = 0, random_state=0,
                  num_threads: int | None = None):
         self.factors = factors
         self.regularization = regularization

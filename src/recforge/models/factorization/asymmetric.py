@@ -140,7 +140,7 @@ class NSVD1(FactorModel):
                  reg_all: float = 0.02, lr_bu: float | None = None, lr_bi: float | None = None,
                  lr_qi: float | None = None, lr_xj: float | None = None,
                  reg_bu: float | None = None, reg_bi: float | None = None,
-                 reg_qi: float | None = None, reg_xj: float | None = None, random_state = 0):
+                 reg_qi: float | None = None, reg_xj: float | None = None, random_state=0):
         self.n_factors = n_factors
         self.n_epochs = n_epochs
         self.biased = biased

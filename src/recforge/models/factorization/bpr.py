@@ -444,7 +444,7 @@ class BPR(FactorModel):
                  verify_negative: bool = True, threshold: float | None = None,
                  binarize: bool = True, fold_in_epochs: int | None = None,
                  partial_epochs: int = 5, partial_replay: float = 1.0,
-                 partial_fold_epochs: int = 20, random_state = 0,
+                 partial_fold_epochs: int = 20, random_state=0,
                  num_threads: int | None = None):
         self.factors = factors
         self.learning_rate = learning_rate

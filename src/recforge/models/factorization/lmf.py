@@ -272,7 +272,7 @@ class LMF(FactorModel):
                  regularization: float = 0.6, iterations: int = 30, neg_prop: int = 30,
                  max_negatives: int | None = 32, alpha: float = 1.0, sampling: str = "popularity",
                  threshold: float | None = None, binarize: bool = False,
-                 fold_in_epochs: int | None = None, random_state = 0,
+                 fold_in_epochs: int | None = None, random_state=0,
                  num_threads: int | None = None):
         self.factors = factors
         self.learning_rate = learning_rate

@@ -196,7 +196,7 @@ class SVD(FactorModel):
                  reg_all: float = 0.02, lr_bu: float | None = None, lr_bi: float | None = None,
                  lr_pu: float | None = None, lr_qi: float | None = None,
                  reg_bu: float | None = None, reg_bi: float | None = None,
-                 reg_pu: float | None = None, reg_qi: float | None = None, random_state = 0,
+                 reg_pu: float | None = None, reg_qi: float | None = None, random_state=0,
                  dtype: str = "float32"):
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -307,7 +307,7 @@ class PMF(SVD):
                  lr_bu: float | None = None, lr_bi: float | None = None,
                  lr_pu: float | None = None, lr_qi: float | None = None,
                  reg_bu: float | None = None, reg_bi: float | None = None,
-                 reg_pu: float | None = None, reg_qi: float | None = None, random_state = 0,
+                 reg_pu: float | None = None, reg_qi: float | None = None, random_state=0,
                  dtype: str = "float32"):
         super().__init__(n_factors=n_factors, n_epochs=n_epochs, biased=False,
                          init_mean=init_mean, init_std_dev=init_std_dev, lr_all=lr_all,

@@ -57,7 +57,7 @@ class CoClustering(Recommender):
              "item_mean_")
 
     def __init__(self, n_cltr_u: int = 3, n_cltr_i: int = 3, n_epochs: int = 20,
-                 random_state = 0):
+                 random_state=0):
         self.n_cltr_u = n_cltr_u
         self.n_cltr_i = n_cltr_i
         self.n_epochs = n_epochs

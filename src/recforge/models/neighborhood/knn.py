@@ -63,7 +63,7 @@ def als_baselines(train: Interactions, reg_items: float = 10.0, reg_users: float
 
 
 class _KNNBase(Recommender):
-    """Shared fitting and prediction of the four k-NN variants (see the module docstring).
+    r"""Shared fitting and prediction of the four k-NN variants (see the module docstring).
 
     Parameters
     ----------
@@ -85,6 +85,14 @@ class _KNNBase(Recommender):
     baseline_reg_items, baseline_reg_users : float, default 10, 15
         ALS regularisation of the baselines (used by ``pearson_baseline`` and KNNBaseline).
     baseline_epochs : int, default 10
+    ranking_shrinkage : float, default 0
+        Support damping of the *ranking* score (``recommend``; predictions are unchanged): an
+        item's score is shrunk toward the global mean by its number of training ratings
+        :math:`n_i`, :math:`s_{ui} = \mu + (\hat r_{ui} - \mu)\, n_i / (n_i + \lambda)`
+        (the damping of Koren 2010, sec. 2.1, applied to the estimate). Ranked by the raw
+        estimate, items rated once or twice by neighbours who loved them fill every top-10
+        (HR@10 = 0 on ML-100K leave-one-out); with 5 / 25 / 100 KNNBaseline's HR@10 there is
+        0.021 / 0.027 / 0.036 (docs/hardening.md). 0 keeps Surprise's estimates as scores.
     """
 
     capabilities: ClassVar[frozenset[str]] = frozenset({RATING, RANKING, SIMILAR_ITEMS, FOLD_IN})
@@ -99,7 +107,8 @@ class _KNNBase(Recommender):
     def __init__(self, k: int = 40, min_k: int = 1, sim: str = "msd", user_based: bool = True,
                  min_support: int = 1, shrinkage: float = 100.0,
                  similarity_top_k: int | None = None, baseline_reg_items: float = 10.0,
-                 baseline_reg_users: float = 15.0, baseline_epochs: int = 10):
+                 baseline_reg_users: float = 15.0, baseline_epochs: int = 10,
+                 ranking_shrinkage: float = 0.0):
         self.k = k
         self.min_k = min_k
         self.sim = sim
@@ -110,6 +119,7 @@ class _KNNBase(Recommender):
         self.baseline_reg_items = baseline_reg_items
         self.baseline_reg_users = baseline_reg_users
         self.baseline_epochs = baseline_epochs
+        self.ranking_shrinkage = ranking_shrinkage
 
     # ------------------------------------------------------------------ fitting
     def _needs_baselines(self) -> bool:
@@ -231,6 +241,16 @@ class _KNNBase(Recommender):
             (float(self.baseline_reg_users) + np.diff(h.indptr))
 
     def _score(self, users: np.ndarray, history: History, fallbacks: FallbackLog) -> np.ndarray:
+        scores = self._estimate_rows(users, history, fallbacks)
+        lam = float(self.ranking_shrinkage)
+        if lam > 0:  # support damping toward the global mean (see ranking_shrinkage)
+            n_i = self.item_popularity_.astype(np.float64)
+            weight = (n_i / (n_i + lam)).astype(np.float32)
+            mu = np.float32(self.global_mean_)
+            scores = mu + (scores - mu) * weight[None, :]
+        return scores
+
+    def _estimate_rows(self, users: np.ndarray, history: History, fallbacks: FallbackLog) -> np.ndarray:
         users = np.asarray(users, np.int64)
         n_rows, n = users.size, self.n_items_
         h = sp.csr_matrix(history.matrix, dtype=np.float64)
