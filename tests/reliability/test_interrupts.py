@@ -24,11 +24,11 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def previous(tmp_path, capsys) -> tuple[Path, dict]:
+def previous(tmp_path, capsys, ratings_csv) -> tuple[Path, dict]:
     """An earlier, complete bake-off in ``out/`` (and its files' digests)."""
     out = tmp_path / "out"
-    assert main(["bakeoff", "--dataset", "synthetic", "--protocol", "loo", "--models", "MostPopular",
-                 "--out", str(out), "-q"]) == 0
+    assert main(["bakeoff", "--dataset", str(ratings_csv), "--protocol", "loo", "--models",
+                 "MostPopular", "--out", str(out), "-q", "--formats", "json", "csv"]) == 0
     capsys.readouterr()
     return out, _digest(out)
 
