@@ -138,6 +138,8 @@ FLAG_CASES = [
      ["GRU4Rec", "session", "none of the protocols"]),
     ("rating-cv-on-implicit", ["bakeoff", "--dataset", "synthetic-implicit", "--protocol", "cv", "-q"],
      2, ["rating"]),
+    ("too-many-negatives", ["bakeoff", "--protocol", "sampled", "--negatives", "5000", "-q"], 2,
+     ["5000", "n_negatives", "--negatives"]),
     ("negative-test-ratio", ["bakeoff", "--protocol", "holdout", "--test-ratio", "-0.5", "-q"], 2,
      ["test_ratio"]),
 ]

@@ -391,7 +391,7 @@ def run(args: argparse.Namespace) -> int:
         sample_user = _parse_value(str(sample_user))
     for p in protocols:  # split problems (e.g. rating CV on implicit data) are usage errors
         try:
-            ev.folds(p)
+            ev.prepare(p)
         except DegenerateEvaluation:
             raise
         except (TypeError, ValueError, KeyError) as e:
@@ -452,4 +452,6 @@ def _protocol_advice(protocol, message: str) -> str:
     """What flag follows the advice of a split error (e.g. ``mode='random'``)."""
     if "mode='random'" in message or "timestamp" in message.lower():
         return " (use --mode random, or [[protocols]] mode = \"random\" in the experiment file)"
+    if "n_negatives" in message:
+        return " (--negatives N, or n_negatives in the experiment file)"
     return ""

@@ -84,9 +84,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except KeyError as e:
         raise UsageError(e.args[0]) from None
     try:
-        model = cls(**params)
+        model = cls(**params).check_params()  # before the data is read
     except TypeError as e:
         raise UsageError(f"{name}: {e}") from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     ds = load_input(args)
     is_session = SESSION in cls.capabilities
     train = ds.sessions if is_session else ds.interactions

@@ -172,6 +172,15 @@ class Evaluator:
             self._folds[protocol.name] = folds
         return self._folds[protocol.name]
 
+    def prepare(self, protocol: Protocol) -> list[Fold]:
+        """Make the protocol's folds and their evaluation contexts (relevant items, sampled
+        negatives, ...) now: everything that can fail on the data alone fails before any model
+        is fitted. Both are cached for :meth:`run`."""
+        folds = self.folds(protocol)
+        for fold in folds:
+            self._context(protocol, fold)
+        return folds
+
     def _degenerate(self, message: str) -> None:
         if self.degenerate == "error":
             raise DegenerateEvaluation(message + " (pass degenerate='warn' / --allow-degenerate "
