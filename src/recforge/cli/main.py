@@ -116,14 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     from .. import interrupt
 
     previous = interrupt.install()
+    printing = {}
     try:
-        return _main(list(sys.argv[1:] if argv is None else argv))
+        return _main(list(sys.argv[1:] if argv is None else argv), printing)
     finally:
         interrupt.restore(previous)
         interrupt.reset()
+        if printing:  # in-process callers (tests, notebooks) get NumPy's settings back
+            sys.modules["numpy"].set_printoptions(**printing)
 
 
-def _main(argv: list[str]) -> int:
+def _main(argv: list[str], printing: dict) -> int:
     from ..data.download import DownloadError
     from ..data.errors import DataError
 
@@ -136,6 +139,7 @@ def _main(argv: list[str]) -> int:
         return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
     import numpy as np
 
+    printing.update(np.get_printoptions())
     np.set_printoptions(legacy="1.25")  # numbers in messages print as 99.0, not np.float64(99.0)
     level = logging.ERROR if args.quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
