@@ -20,7 +20,7 @@ def bakeoff():
     ds = Dataset(name="toy", interactions=toy,
                  item_features=ItemFeatures.from_dataframe(titles, toy.item_map, title="title"))
     ev = Evaluator(ds, [RatingCV(2), TopNLeaveOneOut(k=5), SampledNegatives(n_negatives=8, k=3)],
-                   progress=False, n_resamples=200)
+                   progress=False, n_resamples=200, memory=True)
     ev.add(Constant(3.0), "c3").add(Constant(4.0), "c4").add(Oracle(loo_targets(toy)), "oracle")
     ev.add(Broken(), "broken")
     return ev, ev.run(sample_user=toy.user_map.raw[0], sample_k=4)

@@ -123,7 +123,7 @@ def test_presets_keep_names_labels_and_default_metrics():
     assert make_protocol("sampled").label.startswith("sampled:")
     assert make_protocol("sampled", split="temporal_per_user").name == "sampled_temporal_per_user"
     assert TopNHoldout().metrics == ("hr", "ndcg", "precision", "recall", "map", "mrr", "novelty",
-                                     "diversity", "coverage")
+                                     "diversity", "coverage", "popularity")
     assert make_protocol("session", ties="conservative").label == \
         "session next-item, full ranking (ties conservative)"
     with pytest.raises(ValueError, match="ties must be one of"):

@@ -78,6 +78,6 @@ def test_report_renders_in_headless_chromium(tmp_path):
     rgb = img[..., :3].reshape(-1, 3)
     # plots drawn: many distinct colours (bars, lines, anti-aliased text), not a blank page
     assert len(np.unique((rgb * 255).astype(np.uint8), axis=0)) > 200
-    # the default matplotlib bar colours are on the page (tab:blue #1f77b4)
+    # the default matplotlib colours are on the page (tab:blue #1f77b4; points with intervals)
     blue = np.all(np.abs(rgb - np.array([0x1F, 0x77, 0xB4]) / 255) < 0.02, axis=1)
-    assert blue.sum() > 500
+    assert blue.sum() > 150

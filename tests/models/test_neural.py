@@ -282,3 +282,29 @@ def test_base_and_non_neural_session_models_do_not_import_torch():
             "from recforge.models.session import GRU4Rec\n"
             "assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_training_loop_batches_stop_on_a_stop_request():
+    """``loop.batches(n)`` checks for SIGINT / SIGTERM before every batch: a stop request made
+    inside an epoch ends training at the next batch with Interrupted (exit code 130)."""
+    from recforge import interrupt
+    from recforge.models.neural import TrainingLoop
+
+    seen = []
+
+    def epoch(e, loop):
+        for b in loop.batches(5):
+            seen.append((e, b))
+            if (e, b) == (2, 1):
+                interrupt._state["signum"] = 2  # as the signal handler records it
+        return 1.0
+
+    loop = TrainingLoop(4, name="tiny")
+    try:
+        with pytest.raises(interrupt.Interrupted) as info:
+            loop.run(epoch)
+    finally:
+        interrupt.reset()
+    assert info.value.exit_code == 130
+    assert seen[-1] == (2, 1) and len(seen) == 7
+    assert loop.history["epoch"] == [1]

@@ -37,7 +37,17 @@ Experiment file (paths inside it are relative to the file's own folder)::
     seed = 0                      # bootstrap seed
     sample_user = 85              # optional: top-N lists for this user, with titles
     progress = true
-    memory = true
+    memory = false                # true: one extra traced run per model for peak memory
+    allow_degenerate = false      # true: an empty / one-user test part is a warning, not an error
+
+Everything is checked before the first fit: the file's keys and types (a typo gets a "did you
+mean"), every model's hyperparameters, every protocol against the data (timestamps, ratings,
+sessions), every model against the protocols, and that the output folder can be written.
+
+Results are written to a temporary folder and renamed into ``--out`` only when the run is
+complete and no model failed; earlier results there are never replaced by a failed or an
+interrupted run. Such a run writes what finished to ``<out>.partial`` instead, and every
+finished (model, fold) is kept in ``<out>.cache``: ``--resume`` reuses them.
 """
 
 from __future__ import annotations
@@ -45,14 +55,16 @@ from __future__ import annotations
 import argparse
 import ast
 import logging
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +87,6 @@ MAIN_JOB_MODELS = (
 MAIN_JOB_PROTOCOLS = ({"type": "rating_cv", "n_folds": 3}, {"type": "loo_topn"},
                       {"type": "session_next_item"})
 DEFAULT_OUT = "results/bakeoff"
-_SECTIONS = {"dataset": {"name", "path", "data_dir", "options"},
-             "output": {"dir", "formats"},
-             "run": {"seed", "sample_user", "sample_k", "progress", "memory", "confidence",
-                     "n_resamples"}}
 _FORMATS = ("json", "csv", "html")
 
 
@@ -101,6 +109,18 @@ def add_parser(subparsers) -> None:
                         "holdout, kfold, leave_one_out, temporal_global, temporal_per_user, "
                         "session_split)")
     p.add_argument("--split-seed", type=int, help="seed of every protocol's split (default 0)")
+    p.add_argument("--mode", choices=("latest", "random"),
+                   help="which interaction leave-one-out protocols hold out: the latest (needs "
+                        "timestamps; the default) or a random one")
+    p.add_argument("--min-interactions", type=int, metavar="N",
+                   help="users with fewer interactions are not tested by leave-one-out (default 2)")
+    p.add_argument("--test-ratio", type=float, metavar="R",
+                   help="share of each user's interactions held out by the holdout protocol "
+                        "(default 0.2)")
+    p.add_argument("--relevance-threshold", type=float, metavar="R",
+                   help="ratings at or above this count as relevant in top-N protocols")
+    p.add_argument("--test-days", type=float, metavar="D",
+                   help="days of sessions held out by the session protocol (default 1)")
     p.add_argument("--models", nargs="+", metavar="NAME",
                    help=f"registered model names (default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--param", action="append", default=[], metavar="MODEL.KEY=VALUE",
@@ -110,7 +130,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
     p.add_argument("--sample-user", help="also list each model's top-N for this raw user id")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--no-memory", action="store_true", help="do not trace peak memory")
+    p.add_argument("--memory", action="store_true",
+                   help="also measure peak memory (one extra traced run of each model's first fold)")
+    p.add_argument("--no-memory", action="store_true", help=argparse.SUPPRESS)  # the old default
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the finished (model, fold) results of an earlier interrupted or "
+                        "failed run with the same arguments (kept in <out>.cache)")
+    p.add_argument("--allow-degenerate", action="store_true",
+                   help="report an empty or one-user test part as a warning instead of an error")
     p.set_defaults(func=run)
 
 
@@ -121,47 +148,14 @@ def _usage(msg: str):
 
 
 def read_experiment(path) -> dict:
-    """Parse and check a TOML experiment file; paths in it are resolved against its folder."""
-    path = Path(path)
+    """Parse and check a TOML experiment file (:mod:`recforge.cli.experiment`); paths in it are
+    resolved against its folder. A bad file is a usage error naming file, line and key."""
+    from .experiment import ExperimentError, load_experiment
+
     try:
-        with open(path, "rb") as f:
-            conf = tomllib.load(f)
-    except FileNotFoundError:
-        raise _usage(f"experiment file {path} not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise _usage(f"{path}: invalid TOML: {e}") from None
-    known = set(_SECTIONS) | {"protocols", "models"}
-    for key in conf:
-        if key not in known:
-            raise _usage(f"{path}: unknown section [{key}] (known: {', '.join(sorted(known))})")
-    for section, keys in _SECTIONS.items():
-        value = conf.get(section, {})
-        if not isinstance(value, dict):
-            raise _usage(f"{path}: [{section}] must be a table")
-        for key in value:
-            if key not in keys:
-                raise _usage(f"{path}: unknown key '{key}' in [{section}] (known: {', '.join(sorted(keys))})")
-    for section in ("protocols", "models"):
-        items = conf.get(section, [])
-        if not isinstance(items, list) or not all(isinstance(t, dict) for t in items):
-            raise _usage(f"{path}: use [[{section}]] tables")
-    for j, m in enumerate(conf.get("models", [])):
-        extra = set(m) - {"name", "label", "params"}
-        if "name" not in m or extra:
-            raise _usage(f"{path}: [[models]] #{j + 1} needs 'name' and takes only name, label, params"
-                         + (f" (unknown: {', '.join(sorted(extra))})" if extra else ""))
-    for j, p in enumerate(conf.get("protocols", [])):
-        if "type" not in p:
-            raise _usage(f"{path}: [[protocols]] #{j + 1} needs 'type'")
-    base = path.resolve().parent
-    ds = conf.get("dataset", {})
-    for key in ("path", "data_dir"):
-        if key in ds:
-            ds[key] = str((base / ds[key]).resolve())
-    if "dir" in conf.get("output", {}):
-        conf["output"]["dir"] = str((base / conf["output"]["dir"]).resolve())
-    conf["_source"] = str(path)
-    return conf
+        return load_experiment(path)
+    except ExperimentError as e:
+        raise _usage(str(e)) from None
 
 
 def _parse_value(text: str):
@@ -196,6 +190,16 @@ def _protocol_specs(args, conf: dict, explicit: bool | None) -> list[dict]:
             s["n_negatives"] = args.negatives
         if args.split_seed is not None and kind != "session_next_item":
             s["seed"] = args.split_seed
+        if getattr(args, "mode", None) is not None and kind in ("loo_topn", "sampled_loo"):
+            s["mode"] = args.mode
+        if getattr(args, "min_interactions", None) is not None and kind in ("loo_topn", "sampled_loo"):
+            s["min_interactions"] = args.min_interactions
+        if getattr(args, "test_ratio", None) is not None and kind == "holdout_topn":
+            s["test_ratio"] = args.test_ratio
+        if getattr(args, "relevance_threshold", None) is not None and kind in ("loo_topn", "holdout_topn"):
+            s["relevance_threshold"] = args.relevance_threshold
+        if getattr(args, "test_days", None) is not None and kind == "session_next_item":
+            s["test_days"] = args.test_days
     split = _split_spec(getattr(args, "split", None))
     if split is not None:
         from ..split import get_splitter
@@ -285,13 +289,71 @@ def _load_dataset(args, conf: dict):
     return ds
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..evaluation import Evaluator, make_protocol
+def _check_writable(out: Path) -> None:
+    """The output folder (and its ``.partial`` / ``.cache`` siblings) can be created and
+    written: a folder is made and removed beside it now, before any work, not after it."""
+    import tempfile
+
+    if out.exists() and not out.is_dir():
+        raise _usage(f"--out {out}: exists and is not a folder")
+    parent = out.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=parent)
+        os.rmdir(probe)
+        if out.exists() and not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(f"no write permission on {out}")
+    except OSError as e:
+        raise _usage(f"--out {out}: cannot write there ({e.strerror or e})") from None
+
+
+def _sibling(out: Path, suffix: str) -> Path:
+    return out.with_name(out.name + suffix)
+
+
+def _build_models(args, conf: dict) -> list[tuple[str, object]]:
+    """Every model of the bake-off, constructed and with its hyperparameters checked."""
     from ..models import get_model_class
+    from .experiment import line_of
+
+    models = []
+    for j, spec in enumerate(_model_specs(args, conf)):
+        at = line_of(conf, ("models", j, "params")) if conf.get("models") and not args.models else ""
+        try:
+            cls = get_model_class(spec["name"])
+        except KeyError as e:
+            raise _usage(at + str(e.args[0])) from None
+        try:
+            model = cls(**spec["params"])
+            model.check_params()
+        except TypeError as e:
+            raise _usage(f"{at}model {spec['name']}: {e}") from None
+        except ValueError as e:
+            raise _usage(f"{at}{e}") from None
+        models.append((spec.get("label") or spec["name"], model))
+    labels = [name for name, _ in models]
+    dupes = sorted({n for n in labels if labels.count(n) > 1})
+    if dupes:
+        raise _usage(f"model name(s) {', '.join(dupes)} used twice; give each a distinct label")
+    return models
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import progress as fit_progress
+    from ..evaluation import Evaluator, make_protocol
+    from ..evaluation.evaluator import DegenerateEvaluation
 
     conf = read_experiment(args.config) if args.config else {}
     run_conf = conf.get("run", {})
     out_conf = conf.get("output", {})
+    out = Path(args.out) if args.out else Path(out_conf.get("dir") or DEFAULT_OUT)
+    formats = args.formats or out_conf.get("formats", list(_FORMATS))
+    _check_writable(out)
+    models = _build_models(args, conf)  # hyperparameters: before the data is even read
+    if run_conf.get("threads") is not None and getattr(args, "threads", None) is None:
+        from ..threads import set_threads
+
+        set_threads(int(run_conf["threads"]))
     ds = _load_dataset(args, conf)
     inter = ds.interactions
     explicit = None if inter is None else inter.is_explicit
@@ -306,52 +368,90 @@ def run(args: argparse.Namespace) -> int:
         params = {k: v for k, v in spec.items() if k != "type"}
         try:
             protocols.append(make_protocol(spec["type"], **params))
-        except ValueError as e:
+        except (TypeError, ValueError) as e:
             raise _usage(str(e)) from None
-    progress = not args.no_progress and bool(run_conf.get("progress", True))
-    memory = not args.no_memory and bool(run_conf.get("memory", True))
+    quiet = bool(getattr(args, "quiet", False))
+    progress = not args.no_progress and not quiet and bool(run_conf.get("progress", True))
+    fit_progress.set_enabled(progress)
+    memory = bool(args.memory or run_conf.get("memory", False)) and not args.no_memory
     seed = args.seed if args.seed is not None else int(run_conf.get("seed", 0))
+    degenerate = "warn" if (args.allow_degenerate or run_conf.get("allow_degenerate")) else "error"
+    cache_dir = _sibling(out, ".cache")
     try:
         ev = Evaluator(ds, protocols, seed=seed, progress=progress, memory=memory,
                        confidence=float(run_conf.get("confidence", 0.95)),
-                       n_resamples=int(run_conf.get("n_resamples", 1000)))
+                       n_resamples=int(run_conf.get("n_resamples", 1000)), degenerate=degenerate,
+                       cache_dir=cache_dir, resume=args.resume)
+        for name, model in models:
+            ev.add(model, name)
     except (TypeError, ValueError) as e:
         raise _usage(str(e)) from None
-    for spec in _model_specs(args, conf):
-        try:
-            cls = get_model_class(spec["name"])
-        except KeyError as e:
-            raise _usage(str(e.args[0])) from None
-        try:
-            model = cls(**spec["params"])
-        except TypeError as e:
-            raise _usage(f"model {spec['name']}: {e}") from None
-        ev.add(model, spec.get("label") or spec["name"])
     sample_user = args.sample_user if args.sample_user is not None else run_conf.get("sample_user")
     if sample_user is not None and inter is not None and inter.user_map.raw.dtype.kind in "iu":
         sample_user = _parse_value(str(sample_user))
     for p in protocols:  # split problems (e.g. rating CV on implicit data) are usage errors
         try:
-            ev.folds(p)
-        except (TypeError, ValueError) as e:
-            raise _usage(f"{p.label}: {e}") from None
+            ev.prepare(p)
+        except DegenerateEvaluation:
+            raise
+        except (TypeError, ValueError, KeyError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+            raise _usage(f"{p.label}: {msg}{_protocol_advice(p, str(msg))}") from None
+    for name, model in models:  # every model must be evaluated by at least one protocol
+        if not any(p.applicable(model) for p in protocols):
+            caps = ", ".join(sorted(getattr(model, "capabilities", ()))) or "none"
+            raise _usage(f"model {name} ({type(model).__name__}, capabilities: {caps}) is evaluated "
+                         f"by none of the protocols of this bake-off "
+                         f"({', '.join(p.name for p in protocols)}); "
+                         + ("a session model needs session data and --protocol session"
+                            if "session" in caps and "rating" not in caps and "ranking" not in caps
+                            else "choose a protocol for its task with --protocol"))
     if sample_user is not None:
         try:
             ev.check_sample_user(sample_user)
         except (KeyError, ValueError) as e:
             raise _usage(str(e.args[0])) from None
+    partial_dir = _sibling(out, ".partial")
     t0 = time.perf_counter()
-    results = ev.run(sample_user=sample_user, sample_k=int(run_conf.get("sample_k", 10)))
+    try:
+        results = ev.run(sample_user=sample_user, sample_k=int(run_conf.get("sample_k", 10)))
+    except KeyboardInterrupt:
+        if ev.partial is not None and ev.partial.entries:
+            _annotate(ev.partial, conf, time.perf_counter() - t0)
+            # tables only: a stop should be quick, and the report's plots take seconds
+            paths = ev.partial.save(partial_dir, formats=tuple(f for f in formats if f != "html"))
+            print(f"recforge bakeoff: interrupted; what finished is in {partial_dir} "
+                  f"({', '.join(p.name for p in paths.values())}); {out} was left as it was; "
+                  f"finished folds are kept in {cache_dir} (--resume reuses them)",
+                  file=sys.stderr)
+        raise
     elapsed = time.perf_counter() - t0
+    _annotate(results, conf, elapsed)
+    print(results.table(), end="")
+    failed = [e for e in results.entries if e.error is not None]
+    if failed:
+        paths = results.save(partial_dir, formats=tuple(formats))
+        print(f"{len(failed)} model run(s) failed; results written to {partial_dir} "
+              f"({', '.join(p.name for p in paths.values())}); {out} was left as it was; "
+              f"finished folds are kept in {cache_dir} (--resume reuses them)", file=sys.stderr)
+        return 1
+    paths = results.save(out, formats=tuple(formats))
+    for leftover in (cache_dir, partial_dir):
+        shutil.rmtree(leftover, ignore_errors=True)
+    print(f"bake-off ran in {elapsed:.1f}s; wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _annotate(results, conf: dict, elapsed: float) -> None:
     results.config["experiment_file"] = conf.get("_source")
     results.config["command"] = "recforge bakeoff " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bakeoff"] else None
     results.config["run_seconds"] = elapsed
-    print(results.table(), end="")
-    out = Path(args.out) if args.out else Path(out_conf.get("dir", DEFAULT_OUT))
-    formats = args.formats or out_conf.get("formats", list(_FORMATS))
-    bad = [f for f in formats if f not in _FORMATS]
-    if bad:
-        raise _usage(f"unknown output format(s) {bad}; use {', '.join(_FORMATS)}")
-    paths = results.save(out, formats=tuple(formats))
-    print(f"bake-off ran in {elapsed:.1f}s; wrote " + ", ".join(str(p) for p in paths.values()))
-    return 0 if all(e.error is None for e in results.entries) else 1
+
+
+def _protocol_advice(protocol, message: str) -> str:
+    """What flag follows the advice of a split error (e.g. ``mode='random'``)."""
+    if "mode='random'" in message or "timestamp" in message.lower():
+        return " (use --mode random, or [[protocols]] mode = \"random\" in the experiment file)"
+    if "n_negatives" in message:
+        return " (--negatives N, or n_negatives in the experiment file)"
+    return ""

@@ -91,9 +91,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except KeyError as e:
         raise UsageError(e.args[0]) from None
     try:
-        model = cls(**params)
+        model = cls(**params).check_params()  # before the data is read
     except TypeError as e:
         raise UsageError(f"{name}: {e}") from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     nproc = int(args.nproc)
     if nproc < 1:
         raise UsageError(f"--nproc must be >= 1, got {nproc}")

@@ -18,26 +18,43 @@ models the number is a lower bound. ``memory=False`` skips the extra run.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import platform
 import subprocess
 import time
 import tracemalloc
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from .. import interrupt
 from .._version import __version__
 from ..data.dataset import Dataset
+from ..data.errors import DataError
 from ..data.interactions import Interactions
 from ..data.sessions import SessionEvents
 from ..models.base import RANKING, RATING, SESSION, clone
+from ._json import jsonable
 from .protocols import Fold, FoldEval, Protocol
 from .results import SQRT_METRICS, ModelResult, Results
 
 log = logging.getLogger(__name__)
+
+DEGENERATE_ACTIONS = ("error", "warn")
+
+
+class DegenerateEvaluation(DataError):
+    """An evaluation whose numbers would mean nothing: no test users, a single test user, or no
+    unit evaluated at all (every user has too few interactions for the protocol)."""
+
+
+class DegenerateWarning(UserWarning):
+    """:class:`DegenerateEvaluation` reported as a warning (``degenerate="warn"``)."""
 
 MEMORY_METHOD = ("tracemalloc peak during a separate fit + evaluation of the first fold (Python "
                  "and NumPy allocations; native torch/Numba buffers not included); times come "
@@ -45,7 +62,9 @@ MEMORY_METHOD = ("tracemalloc peak during a separate fit + evaluation of the fir
 
 
 def _progress(iterable, total: int, desc: str, enabled: bool):
-    if not enabled:
+    import sys
+
+    if not enabled or not sys.stderr.isatty():  # no bars in logs and pipes
         return iterable
     try:
         from tqdm.auto import tqdm
@@ -69,11 +88,21 @@ class Evaluator:
         Coverage of bootstrap intervals (default 0.95).
     n_resamples : int
         Bootstrap resamples.
-    memory : bool
+    memory : bool, default False
         Measure peak memory with tracemalloc, in one extra traced run of the first fold per
-        model and protocol (times always come from the untraced runs).
+        model and protocol (times always come from the untraced runs). Off by default: the
+        extra run doubles the time of single-fold protocols.
     progress : bool
-        Show tqdm progress bars.
+        Show tqdm progress bars (only on a terminal).
+    degenerate : {"error", "warn"}, default "error"
+        What to do with an evaluation whose numbers would mean nothing (no test users, one
+        test user, no unit evaluated): raise :class:`DegenerateEvaluation` before any model is
+        fitted (or as soon as it shows), or record a warning in ``Results.warnings`` (shown in
+        the table and the report).
+    cache_dir : path, optional
+        Write each finished (protocol, model, fold) result there as it completes; with
+        ``resume=True`` such results are read back instead of fitting again. A result is found
+        again only for the same data, protocol, fold, model class and hyperparameters.
 
     Attributes
     ----------
@@ -82,7 +111,8 @@ class Evaluator:
     """
 
     def __init__(self, data, protocol, *, seed: int = 0, confidence: float = 0.95,
-                 n_resamples: int = 1000, memory: bool = True, progress: bool = True):
+                 n_resamples: int = 1000, memory: bool = False, progress: bool = True,
+                 degenerate: str = "error", cache_dir=None, resume: bool = False):
         if not isinstance(data, (Dataset, Interactions, SessionEvents)):
             raise TypeError(f"data must be a Dataset, Interactions or SessionEvents, got {type(data).__name__}")
         protocols = list(protocol) if isinstance(protocol, (list, tuple)) else [protocol]
@@ -91,6 +121,12 @@ class Evaluator:
         names = [p.name for p in protocols]
         if len(set(names)) != len(names):
             raise ValueError(f"each protocol kind can be used once per bake-off, got {names}")
+        if degenerate not in DEGENERATE_ACTIONS:
+            raise ValueError(f"degenerate must be one of {DEGENERATE_ACTIONS}, got {degenerate!r}")
+        if not 0.0 < float(confidence) < 1.0:
+            raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence!r}")
+        if isinstance(n_resamples, bool) or int(n_resamples) != n_resamples or n_resamples < 1:
+            raise ValueError(f"n_resamples must be an integer >= 1, got {n_resamples!r}")
         self.data = data
         self.protocols = protocols
         self.seed = seed
@@ -98,6 +134,12 @@ class Evaluator:
         self.n_resamples = n_resamples
         self.memory = memory
         self.progress = progress
+        self.degenerate = degenerate
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.resume = bool(resume)
+        self.warnings: list[str] = []
+        #: The finished part of an interrupted :meth:`run` (None otherwise).
+        self.partial: Results | None = None
         self.models: dict = {}
         self._folds: dict[str, list[Fold]] = {}
         self._contexts: dict[tuple[str, int], dict] = {}
@@ -108,6 +150,9 @@ class Evaluator:
         name = name or getattr(model, "name", None) or type(model).__name__
         if name in self.models:
             raise ValueError(f"a model named {name!r} was already added; give another name")
+        check = getattr(model, "check_params", None)
+        if check is not None:  # a bad hyperparameter fails now, not after hours of other fits
+            check()
         self.models[name] = model
         return self
 
@@ -120,10 +165,45 @@ class Evaluator:
         """The protocol's folds, made once and shared by every model."""
         if protocol.name not in self._folds:
             t0 = time.perf_counter()
-            self._folds[protocol.name] = protocol.folds(self.data)
-            log.info("%s: %d fold(s) in %.2fs", protocol.label, len(self._folds[protocol.name]),
-                     time.perf_counter() - t0)
+            folds = protocol.folds(self.data)
+            log.info("%s: %d fold(s) in %.2fs", protocol.label, len(folds), time.perf_counter() - t0)
+            for fold in folds:
+                self._check_fold(protocol, fold)
+            self._folds[protocol.name] = folds
         return self._folds[protocol.name]
+
+    def prepare(self, protocol: Protocol) -> list[Fold]:
+        """Make the protocol's folds and their evaluation contexts (relevant items, sampled
+        negatives, ...) now: everything that can fail on the data alone fails before any model
+        is fitted. Both are cached for :meth:`run`."""
+        folds = self.folds(protocol)
+        for fold in folds:
+            self._context(protocol, fold)
+        return folds
+
+    def _degenerate(self, message: str) -> None:
+        if self.degenerate == "error":
+            raise DegenerateEvaluation(message + " (pass degenerate='warn' / --allow-degenerate "
+                                       "to report it as a warning instead)")
+        if message not in self.warnings:
+            self.warnings.append(message)
+            warnings.warn(message, DegenerateWarning, stacklevel=3)
+
+    def _check_fold(self, protocol: Protocol, fold: Fold) -> None:
+        """No test units, or a single test user, make numbers that mean nothing."""
+        test = fold.test
+        where = f"{protocol.label}, fold {fold.index}"
+        if isinstance(test, Interactions):
+            n_users = int(np.unique(test.users).size) if test.nnz else 0
+            if n_users == 0:
+                self._degenerate(f"{where}: the test part is empty — no user has enough "
+                                 "interactions for this protocol, nothing can be evaluated")
+            elif n_users == 1:
+                self._degenerate(f"{where}: only one user in the test part; its metrics describe "
+                                 "one person")
+        elif isinstance(test, SessionEvents) and len(test.items) == 0:
+            self._degenerate(f"{where}: the test part has no session events; nothing can be "
+                             "evaluated")
 
     def _context(self, protocol: Protocol, fold: Fold) -> dict:
         key = (protocol.name, fold.index)
@@ -145,6 +225,7 @@ class Evaluator:
         """
         if not self.models:
             raise ValueError("no models added; call add() first")
+        self.partial = None
         if sample_user is not None:
             self.check_sample_user(sample_user)  # fail before hours of fitting, not after
         entries: list[ModelResult] = []
@@ -165,27 +246,47 @@ class Evaluator:
             if self.memory:  # one extra traced run of the first fold per model
                 steps += [(name, m, folds[0], True) for name, m in todo]
             current: dict[str, ModelResult] = {}
-            for name, proto_model, fold, trace in _progress(steps, len(steps), protocol.name, self.progress):
-                entry = current.get(name)
-                if entry is None:
-                    entry = current[name] = ModelResult(
-                        model=name, protocol=protocol.name, params=proto_model.get_params(),
-                        model_class=type(proto_model).__name__)
-                    entries.append(entry)
-                if entry.error is not None:
-                    continue
-                try:
-                    if trace:
-                        self._measure_memory(protocol, fold, proto_model, entry)
-                    else:
-                        self._run_fold(protocol, fold, proto_model, entry)
-                except Exception as exc:  # one failing model must not sink the bake-off
-                    if raise_errors:
+            try:
+                for name, proto_model, fold, trace in _progress(steps, len(steps), protocol.name,
+                                                                self.progress):
+                    interrupt.check()
+                    entry = current.get(name)
+                    if entry is None:
+                        entry = current[name] = ModelResult(
+                            model=name, protocol=protocol.name, params=proto_model.get_params(),
+                            model_class=type(proto_model).__name__,
+                            ranks_by_rating=_ranks_by_rating(protocol, proto_model))
+                        entries.append(entry)
+                    if entry.error is not None:
+                        continue
+                    try:
+                        if trace:
+                            self._measure_memory(protocol, fold, proto_model, entry)
+                        else:
+                            self._run_fold_cached(protocol, fold, proto_model, entry, name)
+                    except DegenerateEvaluation:
                         raise
-                    log.exception("%s failed on %s fold %d", name, protocol.name, fold.index)
-                    entry.error = f"{type(exc).__name__}: {exc}"
+                    except Exception as exc:  # one failing model must not sink the bake-off
+                        _reraise_interrupt(exc)
+                        if raise_errors:
+                            raise
+                        log.error("%s failed on %s fold %d: %s: %s", name, protocol.name,
+                                  fold.index, type(exc).__name__, exc)
+                        log.debug("traceback of the failure", exc_info=True)
+                        entry.error = f"{type(exc).__name__}: {exc}"
+            except KeyboardInterrupt:
+                # keep what finished: whole (model, protocol) entries, every fold done
+                n_folds = len(folds)
+                done = [e for e in entries if e.error is not None
+                        or (e.protocol != protocol.name or len(e.fit_seconds) == n_folds)]
+                self.partial = Results(entries=done, protocols=protocols_conf, config=self.config(),
+                                       confidence=self.confidence, n_resamples=self.n_resamples,
+                                       seed=self.seed, warnings=list(self.warnings))
+                self.partial.config["partial"] = True
+                raise
         results = Results(entries=entries, protocols=protocols_conf, config=self.config(),
-                          confidence=self.confidence, n_resamples=self.n_resamples, seed=self.seed)
+                          confidence=self.confidence, n_resamples=self.n_resamples, seed=self.seed,
+                          warnings=list(self.warnings))
         if sample_user is not None:
             results.sample_user = sample_user
             results.samples = self.sample_top_n(sample_user, k=sample_k)
@@ -206,18 +307,49 @@ class Evaluator:
 
     def _run_fold(self, protocol: Protocol, fold: Fold, proto_model, entry: ModelResult) -> None:
         """Fit a clone on the fold and score it; times are taken without memory tracing."""
+        _apply_fold(entry, *self._fit_and_score(protocol, fold, proto_model))
+
+    def _fit_and_score(self, protocol: Protocol, fold: Fold, proto_model):
         ctx = self._context(protocol, fold)
         model = clone(proto_model)
         t0 = time.perf_counter()
         model.fit(protocol.fit_part(fold), **self._fit_kwargs(model, fold))
         t1 = time.perf_counter()
+        interrupt.check()
         ev: FoldEval = protocol.evaluate(model, fold, ctx)
         t2 = time.perf_counter()
-        entry.fit_seconds.append(t1 - t0)
-        entry.eval_seconds.append(t2 - t1)
-        for reason, n in ev.fallbacks.items():
-            entry.fallbacks[reason] = entry.fallbacks.get(reason, 0) + int(n)
-        _accumulate(entry, ev)
+        if not any(np.any(np.asarray(den) > 0) for _, den in ev.units.values()) and ev.units:
+            self._degenerate(f"{protocol.label}, fold {fold.index}: {type(proto_model).__name__} "
+                             "was evaluated on no test unit at all")
+        return t1 - t0, t2 - t1, ev
+
+    def _cache_key(self, protocol: Protocol, fold: Fold, proto_model, name: str) -> str:
+        what = {"data": _dataset_config(self.data).get("summary"), "dataset": getattr(self.data, "name", None),
+                "protocol": protocol.name, "protocol_config": protocol.config(), "fold": fold.index,
+                "fold_report": fold.report, "model": type(proto_model).__name__, "label": name,
+                "params": proto_model.get_params(), "recforge": __version__}
+        text = json.dumps(jsonable(what), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def _run_fold_cached(self, protocol: Protocol, fold: Fold, proto_model, entry: ModelResult,
+                         name: str) -> None:
+        """:meth:`_run_fold` through the on-disk cache of finished folds (``cache_dir``)."""
+        if self.cache_dir is None:
+            return self._run_fold(protocol, fold, proto_model, entry)
+        path = self.cache_dir / f"{self._cache_key(protocol, fold, proto_model, name)}.npz"
+        if self.resume and path.is_file():
+            try:
+                fit_s, eval_s, ev = _read_fold(path)
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("cached fold %s unreadable (%s); running it again", path, exc)
+            else:
+                log.info("%s, %s fold %d: reused from %s", name, protocol.name, fold.index, path)
+                _apply_fold(entry, fit_s, eval_s, ev)
+                return None
+        fit_s, eval_s, ev = self._fit_and_score(protocol, fold, proto_model)
+        _write_fold(path, fit_s, eval_s, ev)
+        _apply_fold(entry, fit_s, eval_s, ev)
+        return None
 
     def _measure_memory(self, protocol: Protocol, fold: Fold, proto_model, entry: ModelResult) -> None:
         """Peak memory of one more fit + evaluation of ``fold`` under tracemalloc.
@@ -310,6 +442,62 @@ class Evaluator:
             "cpu_count": os.cpu_count(),
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+
+
+def _ranks_by_rating(protocol: Protocol, model) -> bool:
+    """A rating predictor evaluated on top-N lists: its lists are its estimates, sorted."""
+    return protocol.evaluation_task.name in ("topn", "sampled") and RATING in getattr(model, "capabilities", ())
+
+
+def _reraise_interrupt(exc: BaseException) -> None:
+    """A Ctrl-C that landed inside a compiled kernel's Python callback comes back as another
+    exception (``SystemError``) caused by the ``KeyboardInterrupt``: raise that instead."""
+    seen = set()
+    cause = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, KeyboardInterrupt):
+            raise cause
+        cause = cause.__cause__ or cause.__context__
+    if interrupt.stop_requested():
+        interrupt.check()
+
+
+def _apply_fold(entry: ModelResult, fit_s: float, eval_s: float, ev: FoldEval) -> None:
+    entry.fit_seconds.append(float(fit_s))
+    entry.eval_seconds.append(float(eval_s))
+    for reason, n in ev.fallbacks.items():
+        entry.fallbacks[reason] = entry.fallbacks.get(reason, 0) + int(n)
+    _accumulate(entry, ev)
+
+
+def _write_fold(path: Path, fit_s: float, eval_s: float, ev: FoldEval) -> None:
+    """One finished fold as ``.npz`` (no pickle), written to a temporary name and renamed."""
+    metrics = list(ev.units)
+    arrays = {}
+    for j, m in enumerate(metrics):
+        arrays[f"num_{j}"] = np.asarray(ev.units[m][0], dtype=np.float64)
+        arrays[f"den_{j}"] = np.asarray(ev.units[m][1], dtype=np.float64)
+    meta = {"metrics": metrics, "scalars": ev.scalars, "curve": {str(k): v for k, v in ev.curve.items()},
+            "n_units": ev.n_units, "unit_name": ev.unit_name, "fallbacks": ev.fallbacks,
+            "fit_seconds": fit_s, "eval_seconds": eval_s}
+    arrays["meta"] = np.array(json.dumps(jsonable(meta)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+def _read_fold(path: Path):
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        units = {m: (z[f"num_{j}"], z[f"den_{j}"]) for j, m in enumerate(meta["metrics"])}
+    ev = FoldEval(units=units, scalars={k: float(v) for k, v in meta["scalars"].items()},
+                  curve={int(k): float(v) for k, v in meta["curve"].items()},
+                  n_units=int(meta["n_units"]), unit_name=meta["unit_name"],
+                  fallbacks={k: int(v) for k, v in meta["fallbacks"].items()})
+    return float(meta["fit_seconds"]), float(meta["eval_seconds"]), ev
 
 
 def _accumulate(entry: ModelResult, ev: FoldEval) -> None:

@@ -176,9 +176,19 @@ _ROWS = [
     Metric("coverage", True, "fold", {"topn": Impl(lambda lists, ctx: M.catalog_coverage(lists, ctx["n_items"])),
                                       "next_item": Impl(_replay_scalar("coverage"))},
            "share of the catalogue in at least one top-k list"),
-    Metric("popularity", False, "fold", {"next_item": Impl(_replay_scalar("popularity"))},
-           "mean normalised training popularity of the recommended items"),
+    Metric("popularity", False, "fold", {"next_item": Impl(_replay_scalar("popularity")),
+                                         "topn": Impl(lambda lists, ctx: _mean_popularity(lists, ctx))},
+           "mean normalised training popularity of the recommended items (count / largest count)"),
 ]
+
+
+def _mean_popularity(lists, ctx) -> float:
+    counts = np.asarray(ctx["item_counts"], dtype=np.float64)
+    items = np.asarray(lists)
+    items = items[items >= 0]
+    if not items.size or counts.max(initial=0.0) <= 0:
+        return float("nan")
+    return float(np.mean(counts[items]) / counts.max())
 
 
 def _diversity(lists, ctx):

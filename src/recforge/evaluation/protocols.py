@@ -310,7 +310,8 @@ class TopNLeaveOneOut(Protocol):
     """
 
     name = "loo_topn"
-    default_metrics = ("hr", "arhr", "chr", "ndcg", "mrr", "novelty", "diversity", "coverage")
+    default_metrics = ("hr", "arhr", "chr", "ndcg", "mrr", "novelty", "diversity", "coverage",
+                       "popularity")
 
     def __init__(self, k: int = 10, mode: str = "latest", min_interactions: int = 2,
                  relevance_threshold: float | None = 4.0, curve_ks=(1, 2, 5, 10, 20, 50),
@@ -345,7 +346,7 @@ class TopNHoldout(Protocol):
 
     name = "holdout_topn"
     default_metrics = ("precision", "recall", "ndcg", "map", "hr", "mrr", "novelty", "diversity",
-                       "coverage")
+                       "coverage", "popularity")
 
     def __init__(self, k: int = 10, test_ratio: float = 0.2, relevance_threshold: float | None = None,
                  curve_ks=(1, 2, 5, 10, 20, 50), seed: int = 0, batch_size: int = 1024, split=None,

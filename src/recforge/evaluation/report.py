@@ -62,7 +62,8 @@ def _title(results, pname: str) -> str:
 
 
 def metric_bars(results, pname: str) -> str | None:
-    """Bars of each metric per model with bootstrap CI error bars (PNG data URI)."""
+    """Each metric per model as a point with its bootstrap CI (PNG data URI). The value axis is
+    fitted to the points and intervals, not forced to 0, so that 0.950 and 0.979 look apart."""
     plt = _plt()
     es = [e for e in results.entries if e.protocol == pname and e.error is None]
     if not es:
@@ -75,24 +76,26 @@ def metric_bars(results, pname: str) -> str | None:
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.8 * nrow), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, m in zip(axes.ravel(), metrics, strict=False):
-        vals, lo, hi = [], [], []
-        for e in es:
+        x = np.arange(len(es))
+        for j, e in enumerate(es):
             v = e.value(m)
             a, b = results.ci(e, m)
-            vals.append(v)
-            lo.append(v - a if np.isfinite(a) else 0.0)
-            hi.append(b - v if np.isfinite(b) else 0.0)
-        x = np.arange(len(es))
-        err = np.clip(np.array([lo, hi]), 0.0, None)
-        ax.bar(x, vals, yerr=err, capsize=3, color=[colors[j % len(colors)] for j in x])
+            err = None
+            if np.isfinite(a) and np.isfinite(b):
+                err = np.clip(np.array([[v - a], [b - v]]), 0.0, None)
+            ax.errorbar([j], [v], yerr=err, fmt="o", capsize=4, color=colors[j % len(colors)],
+                        markersize=5)
         ax.set_xticks(x)
         ax.set_xticklabels([e.model for e in es], rotation=30, ha="right", fontsize=8)
+        ax.set_xlim(-0.6, len(es) - 0.4)
+        ax.margins(y=0.15)
+        ax.grid(axis="y", alpha=0.3)
         ax.set_title(m + ("  (lower is better)" if not higher_is_better(m) else ""), fontsize=9)
         ax.tick_params(axis="y", labelsize=8)
     for ax in axes.ravel()[len(metrics):]:
         ax.axis("off")
-    fig.suptitle(f"{_title(results, pname)}: mean over folds, {results.confidence:.0%} bootstrap CI",
-                 fontsize=10)
+    fig.suptitle(f"{_title(results, pname)}: mean over folds, {results.confidence:.0%} bootstrap CI "
+                 "(axes not from 0)", fontsize=10)
     # fixed margins: tight_layout measures every label and costs seconds per figure
     fig.subplots_adjust(left=0.06, right=0.98, top=1 - 0.75 / (2.8 * nrow), bottom=0.9 / (2.8 * nrow),
                         hspace=0.75, wspace=0.3)
@@ -195,6 +198,17 @@ def _pval(p) -> str:
     return f"{p:.2e}" if p < 1e-4 else f"{p:.4f}"
 
 
+def _compared(metric: str, conf: dict) -> str:
+    """What the paired test compares for ``metric``: the per-unit values behind it."""
+    unit = "event" if conf.get("task") == "session" else "user"
+    base = metric_base(metric)
+    if base == "rmse":
+        return f"per-{unit} mean squared error"
+    if base == "mae":
+        return f"per-{unit} mean absolute error"
+    return f"per-{unit} {metric}"
+
+
 def _protocol_section(results, pname: str) -> str:
     conf = results.protocols[pname]
     es = [e for e in results.entries if e.protocol == pname]
@@ -220,7 +234,7 @@ def _protocol_section(results, pname: str) -> str:
             rows.append([html.escape(e.model)] + [f'<span class="err">failed: {html.escape(e.error)}</span>']
                         + [""] * (len(metrics) + 2))
             continue
-        row = [html.escape(e.model)]
+        row = [html.escape(e.model) + (" *" if e.ranks_by_rating else "")]
         for m in metrics:
             lo, hi = results.ci(e, m)
             cell = _num(e.value(m))
@@ -233,6 +247,16 @@ def _protocol_section(results, pname: str) -> str:
                 "-" if e.peak_memory_bytes is None else _num(e.peak_memory_bytes / 2**20, 1)]
         rows.append(row)
     parts.append(_table(["model"] + metrics + ["fit s", "eval s", "peak MB"], rows))
+    by_rating = [e for e in ok if e.ranks_by_rating]
+    if by_rating:
+        pop = next((m for m in metrics if metric_base(m) == "popularity"), None)
+        shown = ", ".join(html.escape(e.model) + (f" (mean popularity {_num(e.value(pop), 3)})"
+                                                  if pop else "") for e in by_rating)
+        parts.append("<p>* ranks by predicted rating: a rating predictor's estimates, sorted. Such "
+                     "lists tend to be filled with items that have few, high ratings (low "
+                     "popularity, counted as item training count / largest count); a support-"
+                     f"damped score (e.g. <code>ranking_shrinkage</code> of the k-NN models) helps. "
+                     f"{shown}.</p>")
     for maker, alt in ((metric_bars, "metric bars"), (tradeoff_scatter, "accuracy vs novelty/coverage"),
                        (recall_curves, "recall curves")):
         try:
@@ -247,14 +271,17 @@ def _protocol_section(results, pname: str) -> str:
         srows = []
         for r in sig.itertuples(index=False):
             p = r.pvalue_holm
-            srows.append([html.escape(r.metric), html.escape(r.model_a), html.escape(r.model_b),
+            srows.append([html.escape(r.metric), html.escape(_compared(r.metric, conf)),
+                          html.escape(r.model_a), html.escape(r.model_b),
                           html.escape(r.method), str(r.n), _num(r.mean_diff), _pval(r.pvalue),
                           ("<b>" if np.isfinite(p) and p < 0.05 else "") + _pval(p)
                           + ("</b>" if np.isfinite(p) and p < 0.05 else "")])
-        parts.append("<h3>Paired significance tests</h3><p>Two-sided; Holm-adjusted over the pairs "
-                     "of each metric; bold: adjusted p &lt; 0.05.</p>")
-        parts.append(_table(["metric", "model A", "model B", "test", "units", "mean(A−B)", "p",
-                             "p (Holm)"], srows, left=4))
+        parts.append("<h3>Paired significance tests</h3><p>Two-sided, on the per-unit values named "
+                     "in the column <i>compared</i> (for RMSE that is each user's mean squared "
+                     "error, so mean(A−B) is a difference of squared errors, not of RMSE); "
+                     "Holm-adjusted over the pairs of each metric; bold: adjusted p &lt; 0.05.</p>")
+        parts.append(_table(["metric", "compared", "model A", "model B", "test", "units",
+                             "mean(A−B)", "p", "p (Holm)"], srows, left=5))
     fb = [(e.model, e.fallbacks) for e in es if e.fallbacks]
     if fb:
         parts.append("<h3>Fallbacks</h3><ul>" + "".join(
@@ -291,8 +318,9 @@ def render_html(results) -> str:
             parts.append(_table(["rank", "item", "title", "score"],
                                 [[str(r["rank"]), html.escape(str(r["item"])), html.escape(r["title"]),
                                   _num(r["score"])] for r in rows], left=0))
-    parts.append("<h2>Configuration</h2><pre>"
-                 + html.escape(json.dumps(_safe(cfg), indent=2, default=str)) + "</pre>")
+    parts.append("<h2>Configuration</h2><details><summary>Data set, protocols, models with "
+                 "their hyperparameters, seeds, package versions (click to open)</summary><pre>"
+                 + html.escape(json.dumps(_safe(cfg), indent=2, default=str)) + "</pre></details>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +55,9 @@ class ModelResult:
         Fallback counts the model reported (unknown users, ...), summed over folds.
     error : str, optional
         Why the model failed, when it did (the bake-off goes on with the others).
+    ranks_by_rating : bool
+        The model is a rating predictor whose top-N lists are its predicted ratings, sorted
+        (marked in the table and the report: such lists favour items with few, high ratings).
     """
 
     model: str
@@ -67,6 +73,7 @@ class ModelResult:
     peak_memory_bytes: int | None = None
     fallbacks: dict = field(default_factory=dict)
     error: str | None = None
+    ranks_by_rating: bool = False
 
     def metric_names(self) -> list[str]:
         return list(self.fold_metrics)
@@ -113,6 +120,8 @@ class Results:
     samples : dict[str, list[dict]]
         Model -> sample top-N rows (rank, item, title, score) for the chosen user.
     confidence, n_resamples, seed : bootstrap settings used for intervals.
+    warnings : list[str]
+        Degenerate evaluations reported as warnings (``Evaluator(degenerate="warn")``).
     """
 
     entries: list[ModelResult]
@@ -123,6 +132,7 @@ class Results:
     confidence: float = 0.95
     n_resamples: int = 1000
     seed: int = 0
+    warnings: list = field(default_factory=list)
     _ci_cache: dict = field(default_factory=dict, repr=False)  # intervals and tests, computed once
 
     # ------------------------------------------------------------------ access
@@ -156,7 +166,7 @@ class Results:
         for e in self.entries:
             p = self.protocols.get(e.protocol, {})
             row = {"protocol": e.protocol, "sampled": bool(p.get("sampled", False)),
-                   "model": e.model}
+                   "model": e.model, "ranks_by_rating": e.ranks_by_rating}
             for m in e.metric_names():
                 row[m] = e.value(m)
                 if ci:
@@ -204,6 +214,10 @@ class Results:
                 if len(vecs) < 2:
                     continue
                 df = pairwise_tests(vecs, methods=methods)
+                unit = "event" if self.protocols[pname].get("task") == "session" else "user"
+                df.insert(0, "compared", {"rmse": f"per-{unit} mean squared error",
+                                          "mae": f"per-{unit} mean absolute error"}.get(
+                                              m.split("@")[0], f"per-{unit} {m}"))
                 df.insert(0, "metric", m)
                 df.insert(0, "protocol", pname)
                 df["sampled"] = bool(self.protocols[pname].get("sampled", False))
@@ -211,7 +225,7 @@ class Results:
         if frames:
             out = pd.concat(frames, ignore_index=True)
         else:
-            out = pd.DataFrame(columns=["protocol", "metric", "model_a", "model_b", "method", "n",
+            out = pd.DataFrame(columns=["protocol", "metric", "compared", "model_a", "model_b", "method", "n",
                                         "mean_diff", "statistic", "pvalue", "pvalue_holm", "sampled"])
         self._ci_cache[key] = out
         return out.copy()
@@ -229,6 +243,10 @@ class Results:
     def table(self) -> str:
         """The console table: per protocol, one line per model, metric means and times."""
         lines = []
+        if self.config.get("partial"):
+            lines.append("PARTIAL RESULT: the run was interrupted; only finished models are shown")
+        for w in self.warnings:
+            lines.append(f"WARNING: {w}")
         for pname, pconf in self.protocols.items():
             es = [e for e in self.entries if e.protocol == pname]
             if not es:
@@ -242,7 +260,7 @@ class Results:
                 if e.error:
                     body.append([e.model, f"FAILED: {e.error}"])
                     continue
-                row = [e.model] + [_fmt(e.value(m)) for m in metrics]
+                row = [e.model + (" *" if e.ranks_by_rating else "")] + [_fmt(e.value(m)) for m in metrics]
                 row += [f"{np.sum(e.fit_seconds):.2f}", f"{np.sum(e.eval_seconds):.2f}",
                         "-" if e.peak_memory_bytes is None else f"{e.peak_memory_bytes / 2**20:.1f}"]
                 body.append(row)
@@ -255,6 +273,9 @@ class Results:
                     continue
                 lines.append("  ".join(str(v).rjust(w) if c else str(v).ljust(w)
                                        for c, (v, w) in enumerate(zip(b, widths, strict=True))))
+            if any(e.ranks_by_rating and not e.error for e in es):
+                lines.append("* ranks by predicted rating (a rating predictor's estimates, sorted; "
+                             "see popularity@k for how obscure its lists are)")
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
 
@@ -277,7 +298,7 @@ class Results:
                 "recall_curve": {str(k): v for k, v in e.curve.items()},
                 "fit_seconds": list(e.fit_seconds), "eval_seconds": list(e.eval_seconds),
                 "peak_memory_bytes": e.peak_memory_bytes, "fallbacks": e.fallbacks,
-                "error": e.error,
+                "error": e.error, "ranks_by_rating": e.ranks_by_rating,
             })
         return _jsonable({
             "config": self.config,
@@ -289,6 +310,7 @@ class Results:
             "significance": _records(self.significance()),
             "sample_user": self.sample_user,
             "samples": self.samples,
+            "warnings": list(self.warnings),
         })
 
     def to_json(self, path) -> Path:
@@ -318,9 +340,33 @@ class Results:
 
     def save(self, directory, formats=("json", "csv", "html")) -> dict[str, Path]:
         """Write ``results.json``, ``results.csv`` (+ ``folds.csv``, ``significance.csv``) and
-        ``report.html`` into ``directory``; returns the paths written."""
+        ``report.html`` into ``directory``; returns the paths written.
+
+        Everything is written into a temporary folder beside ``directory`` first and renamed
+        into place only when complete, so a failure or an interrupt while writing leaves any
+        earlier results in ``directory`` untouched. The folder gets the user's umask."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        parent = directory.absolute().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
+        try:
+            _apply_umask(tmp)
+            written = self._write_into(tmp, formats)
+            if directory.exists():
+                old = parent / f".{directory.name}.old-{os.getpid()}"
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(directory, old)
+                os.replace(tmp, directory)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        log.info("results written to %s", directory)
+        return {k: directory / p.name for k, p in written.items()}
+
+    def _write_into(self, directory: Path, formats) -> dict[str, Path]:
         out = {}
         if "json" in formats:
             out["json"] = self.to_json(directory / "results.json")
@@ -334,8 +380,14 @@ class Results:
             from .report import write_report
 
             out["html"] = write_report(self, directory / "report.html")
-        log.info("results written to %s", directory)
         return out
+
+
+def _apply_umask(path: Path) -> None:
+    """``mkdtemp`` makes 0700 folders; give ``path`` the mode a plain ``mkdir`` would."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o777 & ~mask)
 
 
 def _fmt(v: float) -> str:

@@ -9,13 +9,14 @@ import numba
 
 @contextlib.contextmanager
 def numba_threads(num_threads, owner: str):
-    """Run the block with ``num_threads`` Numba threads (None: all), restoring the previous
+    """Run the block with ``num_threads`` Numba threads (None: the current setting — all
+    cores unless :func:`recforge.threads.set_threads` / ``--threads`` lowered it), restoring the previous
     number after; yields the number requested (kernels that cut their work into one chunk per
     thread use it). A ``ValueError`` names ``owner``'s ``num_threads`` unless it is None or an
     integer >= 1; more threads than Numba started are capped."""
     limit = numba.config.NUMBA_NUM_THREADS
     if num_threads is None:
-        n = limit
+        n = numba.get_num_threads()
     else:
         if isinstance(num_threads, bool) or int(num_threads) != num_threads or num_threads < 1:
             raise ValueError(f"{owner}: num_threads must be None or an integer >= 1, "

@@ -174,6 +174,29 @@ class Recommender:
             setattr(self, key, value)
         return self
 
+    def check_params(self) -> Recommender:
+        """Check every hyperparameter's type and range now, before any data is touched.
+
+        Types follow the constructor's annotations (``int``, ``float``, ``bool``, ``str``,
+        ``... | None``; an ``int`` is a valid ``float``; a ``bool`` is never a number); ranges
+        follow :data:`PARAM_RANGES` by name, and a class adds its own rules in
+        ``_check_params``. Raises ``ValueError`` naming the model, the hyperparameter, the rule
+        and the value. :class:`~recforge.evaluation.Evaluator` calls it when a model is added,
+        ``recforge bakeoff`` before anything is fitted."""
+        sig = inspect.signature(type(self).__init__)
+        owner = type(self).__name__
+        for p in sig.parameters.values():
+            if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            value = getattr(self, p.name, p.default)
+            _check_type(owner, p.name, value, p.annotation, p.default)
+            _check_range(owner, p.name, value)
+        self._check_params()
+        return self
+
+    def _check_params(self) -> None:
+        """Model-specific hyperparameter rules (raise ``ValueError`` naming the parameter)."""
+
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
@@ -521,6 +544,9 @@ class Recommender:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
+            mask = os.umask(0)  # mkdtemp makes 0700 folders: give the user's umask instead
+            os.umask(mask)
+            os.chmod(tmp, 0o777 & ~mask)
             arrays: dict[str, np.ndarray] = {}
             state_spec: dict[str, dict] = {}
             for key in self._state_names():
@@ -585,6 +611,76 @@ class Recommender:
                 setattr(model, key, _decode_state(key, spec, arrays))
         model._load_extra(path, config)
         return model
+
+
+# ---------------------------------------------------------------------- hyperparameter checks
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict, "list": list,
+          "tuple": tuple}
+
+#: Ranges by hyperparameter name: "pos" = > 0, "nonneg" = >= 0, "unit" = in [0, 1].
+PARAM_RANGES = {
+    **dict.fromkeys(("k", "n_factors", "factors", "n_epochs", "epochs", "batch_size",
+                     "iterations", "hidden", "max_len", "num_blocks", "num_heads", "n_cltr_u",
+                     "n_cltr_i", "vector_size", "window", "n_neighbors", "sample_size",
+                     "baseline_epochs", "similarity_top_k", "topk", "n_bins", "max_iter",
+                     "num_threads", "n_threads", "patience"), "pos"),
+    **dict.fromkeys(("min_k", "min_support", "shrinkage", "reg", "reg_all", "reg_bu", "reg_bi",
+                     "reg_pu", "reg_qi", "reg_yj", "reg_xj", "reg_u", "reg_i", "reg_bit",
+                     "reg_but", "reg_alpha", "regularization", "baseline_reg_items",
+                     "baseline_reg_users", "learning_rate", "lr_all", "lr_bu", "lr_bi", "lr_pu",
+                     "lr_qi", "lr_yj", "lr_xj", "lr_bit", "lr_but", "lr_alpha", "init_std_dev",
+                     "l2", "alpha", "n_sample", "min_count", "negative", "tol", "cg_steps",
+                     "fold_in_epochs", "partial_iterations", "partial_epochs",
+                     "partial_fold_epochs", "partial_cg_steps", "max_negatives",
+                     "ranking_shrinkage"), "nonneg"),
+    **dict.fromkeys(("dropout", "dropout_p_embed", "dropout_p_hidden", "l1_ratio", "momentum",
+                     "sample_alpha", "partial_share"), "unit"),
+}
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_type(owner: str, name: str, value, annotation, default) -> None:
+    ann = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if not ann or ann == "_empty":
+        ann = {bool: "bool", int: "int", float: "float", str: "str"}.get(type(default), "")
+        if not ann:
+            return
+    names = [t.strip() for t in ann.split("|")]
+    if not all(t in _TYPES or t == "None" for t in names):
+        return  # a richer annotation (a Generator, a callable, ...): left to the model
+    value = _plain(value)
+    if value is None:
+        if "None" in names:
+            return
+    else:
+        for t in names:
+            if t == "None":
+                continue
+            want = _TYPES[t]
+            if want is bool and isinstance(value, bool):
+                return
+            if want is int and isinstance(value, int) and not isinstance(value, bool):
+                return
+            if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+                return
+            if want not in (bool, int, float) and isinstance(value, want):
+                return
+    raise ValueError(f"{owner}: hyperparameter {name!r} must be {' or '.join(names)}, "
+                     f"got {value!r} ({type(value).__name__})")
+
+
+def _check_range(owner: str, name: str, value) -> None:
+    rule = PARAM_RANGES.get(name)
+    value = _plain(value)
+    if rule is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    ok = {"pos": value > 0, "nonneg": value >= 0, "unit": 0 <= value <= 1}[rule]
+    if not ok or value != value:  # NaN fails every rule
+        what = {"pos": "> 0", "nonneg": ">= 0", "unit": "between 0 and 1"}[rule]
+        raise ValueError(f"{owner}: hyperparameter {name!r} must be {what}, got {value!r}")
 
 
 def read_model_config(path) -> dict:

@@ -84,7 +84,7 @@ class Random(Recommender):
 
     Parameters
     ----------
-    random_state : int, Generator or None
+    random_state : int, Generator or None, default 0
         ``None`` draws a fresh seed at fit time.
 
     Examples
@@ -99,7 +99,7 @@ class Random(Recommender):
     capabilities = frozenset({RATING})
     state = ("mu_", "sigma_", "seed_")
 
-    def __init__(self, random_state=None):
+    def __init__(self, random_state=0):
         self.random_state = random_state
 
     def _fit(self, train, **_) -> None:
@@ -232,7 +232,7 @@ class BaselineOnly(Recommender):
         SGD step size and regularization.
     shuffle : bool
         SGD only: visit ratings in a random order each epoch.
-    random_state : int, Generator or None
+    random_state : int, Generator or None, default 0
         Seeds the SGD shuffling.
 
     Examples
@@ -249,7 +249,7 @@ class BaselineOnly(Recommender):
 
     def __init__(self, method: str = "als", reg_i: float = 10.0, reg_u: float = 15.0,
                  n_epochs: int | None = None, learning_rate: float = 0.005, reg: float = 0.02,
-                 shuffle: bool = False, random_state=None):
+                 shuffle: bool = False, random_state=0):
         self.method = method
         self.reg_i = reg_i
         self.reg_u = reg_u
@@ -408,14 +408,14 @@ class RandomRanker(Recommender):
 
     Parameters
     ----------
-    random_state : int, Generator or None
+    random_state : int, Generator or None, default 0
         ``None`` draws a fresh seed at fit time.
     """
 
     capabilities = frozenset({RANKING})
     state = ("seed_",)
 
-    def __init__(self, random_state=None):
+    def __init__(self, random_state=0):
         self.random_state = random_state
 
     def _fit(self, train, **_) -> None:

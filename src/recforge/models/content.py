@@ -33,6 +33,7 @@ import scipy.sparse as sp
 
 from ..data.features import ItemFeatures
 from ..data.interactions import Interactions
+from ..interrupt import compiled
 from .base import FOLD_IN, ITEM_FEATURES, RANKING, RATING, SIMILAR_ITEMS, Recommender, register
 from .neighborhood._kernels import (
     CONTENT_DENSE,
@@ -372,6 +373,11 @@ class ContentKNN(Recommender):
     fallback : {"baseline", "global_mean"}, default "baseline"
         Estimate used when no rated item has positive similarity (counted in the call's
         fallback log).
+    ranking_shrinkage : float, default 0
+        Support damping of the ranking score only (predictions unchanged): an item's estimate
+        is shrunk toward the global mean by its number of training ratings :math:`n_i`,
+        :math:`\\mu + (\\hat r_{ui} - \\mu)\\, n_i / (n_i + \\lambda)`, as the k-NN models'
+        ``ranking_shrinkage`` (figures in docs/hardening.md).
 
     Examples
     --------
@@ -385,8 +391,10 @@ class ContentKNN(Recommender):
     scores_from_history = True
 
     def __init__(self, k: int = 40, components: dict | None = None, kinds: dict | None = None,
-                 combine: str = "product", year_scale: float = 10.0, fallback: str = "baseline"):
+                 combine: str = "product", year_scale: float = 10.0, fallback: str = "baseline",
+                 ranking_shrinkage: float = 0.0):
         self.k = k
+        self.ranking_shrinkage = ranking_shrinkage
         self.components = components
         self.kinds = kinds
         self.combine = combine
@@ -460,8 +468,9 @@ class ContentKNN(Recommender):
         """Neighbourhood estimates for pairs (row ``u`` of ``ratings``, item ``i``) and the mask of
         pairs that have no neighbour (estimate 0); compiled, in parallel over pairs."""
         indptr, indices, data = self._live_part(ratings)
-        est, ok = content_knn_pairs(np.asarray(u, np.int64), np.asarray(i, np.int64), indptr, indices,
-                                    data, int(self.k), self._kernel_arrays)
+        with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
+            est, ok = content_knn_pairs(np.asarray(u, np.int64), np.asarray(i, np.int64), indptr,
+                                        indices, data, int(self.k), self._kernel_arrays)
         return est, ~ok
 
     def _predict(self, u: np.ndarray, i: np.ndarray, fallbacks: FallbackLog) -> np.ndarray:
@@ -498,11 +507,16 @@ class ContentKNN(Recommender):
         cand = classes[live]
         rows = np.repeat(np.arange(users.size, dtype=np.int64), cand.size)
         indptr, indices, data = self._live_part(h)
-        est_live, ok_live = content_knn_pairs(rows, np.tile(cand, users.size), indptr, indices, data,
-                                              int(self.k), self._kernel_arrays)
+        with compiled():
+            est_live, ok_live = content_knn_pairs(rows, np.tile(cand, users.size), indptr, indices,
+                                                  data, int(self.k), self._kernel_arrays)
         est_c[:, live] = est_live.reshape(users.size, cand.size)
         ok_c[:, live] = ok_live.reshape(users.size, cand.size)
         est, ok = est_c[:, self._item_class], ok_c[:, self._item_class]
+        lam = float(self.ranking_shrinkage)
+        if lam > 0:  # support damping toward the global mean (see ranking_shrinkage)
+            n_i = self.item_popularity_.astype(np.float64)
+            est = self.global_mean_ + (est - self.global_mean_) * (n_i / (n_i + lam))[None, :]
         rows, items = np.nonzero(~ok)
         if rows.size:
             est[rows, items] = self._fallback_values(bias[rows], items) - NO_NEIGHBOUR_PENALTY

@@ -252,7 +252,7 @@ class Item2Vec(Recommender):
     binarize : bool, default True
         Training uses presence only; with ``binarize=False`` a history's items are weighted by
         their values (e.g. play counts) in the query vector.
-    random_state : int, optional
+    random_state : int, optional, default 0
         Seeds the initial vectors and the kernel's generator.
 
     Attributes

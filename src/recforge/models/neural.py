@@ -51,6 +51,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import progress as _progress
+from ..interrupt import check as _check_interrupt
+
 WEIGHTS_FILE = "weights.safetensors"
 
 NONFINITE_ACTIONS = ("raise", "stop")
@@ -351,6 +354,7 @@ class TrainingLoop:
         self.stop_reason: str | None = None
         self.epoch = 0
         self.last_grad_norm: float | None = None
+        self._bar = None
 
     # ---------------------------------------------------------------- inside an epoch
     def check_finite(self, value: float, where: str = "") -> float:
@@ -443,6 +447,31 @@ class TrainingLoop:
         optimizer.step()
         return value
 
+    def batches(self, n: int):
+        """``range(n)`` for an epoch step's batch loop, with a stop check before each batch and,
+        when bars are on, one bar over every batch of every epoch (an ETA from batches done,
+        not from finished epochs)."""
+        n = int(n)
+        bar = self._bar
+        if bar is None and (self.verbose or _progress.enabled()) and n > 0 \
+                and self.distributed.is_main:
+            from tqdm.auto import tqdm
+
+            bar = self._bar = tqdm(total=n * self.n_epochs, desc=self.name, unit="batch",
+                                   leave=False)
+        for b in range(n):
+            _check_interrupt()
+            yield b
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.set_postfix_str(f"epoch {self.epoch}/{self.n_epochs}")
+
+    def check_stop(self) -> None:
+        """Raise :class:`recforge.interrupt.Interrupted` when SIGINT / SIGTERM asked to stop;
+        epoch steps call it between batches (the loop itself checks between epochs)."""
+        _check_interrupt()
+
     # ---------------------------------------------------------------- the loop
     def _better(self, value: float, best: float | None) -> bool:
         if best is None:
@@ -476,9 +505,11 @@ class TrainingLoop:
         last_good = None
         keep_last_good = self.on_nonfinite == "stop" and get_state is not None
         bar = tqdm(range(1, self.n_epochs + 1), desc=self.name, unit="epoch",
-                   disable=not (self.verbose and ctx.is_main), leave=False)
+                   disable=not ((self.verbose or _progress.enabled()) and ctx.is_main),
+                   leave=False)
         try:
             for epoch in bar:
+                _check_interrupt()
                 self.epoch = epoch
                 if keep_last_good:
                     last_good = get_state()
@@ -525,6 +556,9 @@ class TrainingLoop:
                         break
         finally:
             bar.close()
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
         if best_state is not None and set_state is not None and self.best_epoch != self.epoch_last():
             set_state(best_state)
         return self.history

@@ -171,7 +171,14 @@ def read_path(path: PathLike, *, format: str | None = None, name: str | None = N
     if unused:
         raise TypeError(f"the {fmt} reader does not take {sorted(unused)}")
     kw = {k: v for k, v in kwargs.items() if k in accepted}
-    ds = reader(p, **kw) if name is None else reader(p, name=name, **kw)
+    try:
+        ds = reader(p, **kw) if name is None else reader(p, name=name, **kw)
+    except (DataError, OSError, TypeError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - malformed input must surface as DataError
+        # the readers name file, line and field for every problem they know of; anything a
+        # parser underneath raises on input nobody anticipated is still the data's fault
+        raise DataError(f"cannot be read as {fmt}: {type(exc).__name__}: {exc}", path=str(p)) from exc
     if ds.source is None:
         ds.source = str(p)
     return ds

@@ -352,7 +352,7 @@ class ALS(FactorModel):
     partial_iterations : int, default 0
         Sweeps over the touched users and items after :meth:`partial_fit` has solved them once
         (0: solve once only).
-    random_state : int, Generator or None
+    random_state : int, Generator or None, default 0
         Seeds the initial factors.
     num_threads : int, optional
         Threads of the parallel kernels (None: all of Numba's).
@@ -383,7 +383,7 @@ class ALS(FactorModel):
                  iterations: int = 15, solver: str = "cg", cg_steps: int = 3,
                  weighting: str = "none", scaling: str = "linear", threshold: float | None = None,
                  binarize: bool = False, partial_share: float = 0.0, partial_cg_steps: int = 1,
-                 partial_iterations: int = 0, random_state=None,
+                 partial_iterations: int = 0, random_state=0,
                  num_threads: int | None = None):
         self.factors = factors
         self.regularization = regularization

@@ -128,7 +128,7 @@ class NSVD1(FactorModel):
         ``lr_bu, lr_bi, lr_qi, lr_xj`` / ``reg_bu, reg_bi, reg_qi, reg_xj``.
     init_mean, init_std_dev : float
         Normal initialisation of :math:`q_i` and :math:`x_j` (biases start at 0).
-    random_state : int | None
+    random_state : int | None, default 0
         Seed of the initial factors and of the user order of each epoch.
     """
 
@@ -140,7 +140,7 @@ class NSVD1(FactorModel):
                  reg_all: float = 0.02, lr_bu: float | None = None, lr_bi: float | None = None,
                  lr_qi: float | None = None, lr_xj: float | None = None,
                  reg_bu: float | None = None, reg_bi: float | None = None,
-                 reg_qi: float | None = None, reg_xj: float | None = None, random_state=None):
+                 reg_qi: float | None = None, reg_xj: float | None = None, random_state=0):
         self.n_factors = n_factors
         self.n_epochs = n_epochs
         self.biased = biased

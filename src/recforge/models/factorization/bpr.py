@@ -403,7 +403,7 @@ class BPR(FactorModel):
         Old pairs replayed by :meth:`partial_fit`, as a multiple of the new pairs (1.0).
     partial_fold_epochs : int
         Epochs of :meth:`partial_fit`'s fold-in of the new users, items fixed (20).
-    random_state : int, Generator or None
+    random_state : int, Generator or None, default 0
         Seeds the initial factors and the random streams.
     num_threads : int, optional
         Threads (and random streams) of the training; None: all cores. 1 is deterministic.
@@ -444,7 +444,7 @@ class BPR(FactorModel):
                  verify_negative: bool = True, threshold: float | None = None,
                  binarize: bool = True, fold_in_epochs: int | None = None,
                  partial_epochs: int = 5, partial_replay: float = 1.0,
-                 partial_fold_epochs: int = 20, random_state=None,
+                 partial_fold_epochs: int = 20, random_state=0,
                  num_threads: int | None = None):
         self.factors = factors
         self.learning_rate = learning_rate

@@ -243,7 +243,7 @@ class LMF(FactorModel):
         Set every kept value to 1 before the confidence (False: counts and ratings weigh).
     fold_in_epochs : int, optional
         AdaGrad steps of the fold-in per history row (None: ``iterations``).
-    random_state : int, Generator or None
+    random_state : int, Generator or None, default 0
         Seeds the initial factors and the random streams.
     num_threads : int, optional
         Threads of the training (None: all cores); the result does not depend on it.
@@ -272,7 +272,7 @@ class LMF(FactorModel):
                  regularization: float = 0.6, iterations: int = 30, neg_prop: int = 30,
                  max_negatives: int | None = 32, alpha: float = 1.0, sampling: str = "popularity",
                  threshold: float | None = None, binarize: bool = False,
-                 fold_in_epochs: int | None = None, random_state=None,
+                 fold_in_epochs: int | None = None, random_state=0,
                  num_threads: int | None = None):
         self.factors = factors
         self.learning_rate = learning_rate

@@ -192,7 +192,7 @@ class NMF(FactorModel):
         Regularisation and learning rates of the biases (``biased=True`` only).
     init_low, init_high : float
         Factors start uniform in ``[init_low, init_high)``; ``init_low`` must be >= 0.
-    random_state : int | None
+    random_state : int | None, default 0
         Seed of the initial factors (``np.random.default_rng``).
     dtype : {"float32", "float64"}
         Float type of the unbiased model's multiplicative updates ("float32": with the factor
@@ -205,7 +205,7 @@ class NMF(FactorModel):
     def __init__(self, n_factors: int = 15, n_epochs: int = 50, biased: bool = False,
                  reg_pu: float = 0.06, reg_qi: float = 0.06, reg_bu: float = 0.02,
                  reg_bi: float = 0.02, lr_bu: float = 0.005, lr_bi: float = 0.005,
-                 init_low: float = 0.0, init_high: float = 1.0, random_state=None,
+                 init_low: float = 0.0, init_high: float = 1.0, random_state=0,
                  dtype: str = "float32"):
         self.n_factors = n_factors
         self.n_epochs = n_epochs

@@ -46,7 +46,7 @@ class PureSVD(FactorModel):
     n_factors : int, default 50
         Rank :math:`k` of the truncated SVD. It must be below ``min(n_users, n_items)``; a
         larger value is lowered to that bound (with a logged warning).
-    random_state : int, optional
+    random_state : int, optional, default 0
         Seeds the solver's starting vector, so that two fits give the same factors.
 
     Attributes

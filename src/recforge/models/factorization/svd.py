@@ -168,7 +168,7 @@ class SVD(FactorModel):
     lr_bu, lr_bi, lr_pu, lr_qi, reg_bu, reg_bi, reg_pu, reg_qi : float, optional
         Per-parameter learning rate / regularisation, overriding ``lr_all`` / ``reg_all``.
         ``reg_pu`` and ``reg_bu`` are also the regularisation of the fold-in solve.
-    random_state : int, Generator or None
+    random_state : int, Generator or None, default 0
         Seeds ``numpy.random.default_rng`` for the initial factors.
     dtype : {"float32", "float64"}
         Float type of the training arithmetic ("float32"; the SGD runs about 1.4x faster and
@@ -196,7 +196,7 @@ class SVD(FactorModel):
                  reg_all: float = 0.02, lr_bu: float | None = None, lr_bi: float | None = None,
                  lr_pu: float | None = None, lr_qi: float | None = None,
                  reg_bu: float | None = None, reg_bi: float | None = None,
-                 reg_pu: float | None = None, reg_qi: float | None = None, random_state=None,
+                 reg_pu: float | None = None, reg_qi: float | None = None, random_state=0,
                  dtype: str = "float32"):
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -307,7 +307,7 @@ class PMF(SVD):
                  lr_bu: float | None = None, lr_bi: float | None = None,
                  lr_pu: float | None = None, lr_qi: float | None = None,
                  reg_bu: float | None = None, reg_bi: float | None = None,
-                 reg_pu: float | None = None, reg_qi: float | None = None, random_state=None,
+                 reg_pu: float | None = None, reg_qi: float | None = None, random_state=0,
                  dtype: str = "float32"):
         super().__init__(n_factors=n_factors, n_epochs=n_epochs, biased=False,
                          init_mean=init_mean, init_std_dev=init_std_dev, lr_all=lr_all,

@@ -191,7 +191,7 @@ class SVDpp(FactorModel):
                  lr_yj: float | None = None, reg_bu: float | None = None,
                  reg_bi: float | None = None, reg_pu: float | None = None,
                  reg_qi: float | None = None, reg_yj: float | None = None,
-                 random_state: int | None = None):
+                 random_state: int | None = 0):
         self.n_factors = n_factors
         self.n_epochs = n_epochs
         self.init_mean = init_mean

@@ -164,7 +164,7 @@ class TimeSVDpp(FactorModel):
         Exponent of :math:`\\mathrm{dev}_u` (Koren: 0.4).
     time_terms : bool
         False: no time terms (SVD++ under the same schedule).
-    random_state : int, optional
+    random_state : int, optional, default 0
     """
 
     state = ("implicit_factors_", "item_bin_bias_", "user_alpha_", "user_mean_day_",

@@ -97,21 +97,38 @@ def _row_similarity(xi, x_indptr, x_indices, x_data, y_indptr, y_indices, y_data
 
 
 @njit(parallel=True, cache=True)
-def dense_similarity(x_indptr, x_indices, x_data, y_indptr, y_indices, y_data, kind,
-                     min_support, shrinkage):
-    """Full symmetric n_x x n_x similarity (float64), diagonal 1, upper triangle computed once."""
+def dense_similarity_block(t_lo, t_hi, x_indptr, x_indices, x_data, y_indptr, y_indices, y_data,
+                           kind, min_support, shrinkage, sim):
+    """Upper-triangle rows of the symmetric similarity for the schedule positions
+    ``t_lo <= t < t_hi`` into ``sim`` (n_x x n_x float64); :func:`dense_similarity` in pieces,
+    so that a caller can stop between them."""
     n_x = x_indptr.shape[0] - 1
     row_counts = np.diff(x_indptr)
-    sim = np.zeros((n_x, n_x))
-    for t in prange(n_x):
+    for t in prange(t_lo, t_hi):
         # pair long (early) rows with short (late) ones so that static chunks balance
         xi = t // 2 if t % 2 == 0 else n_x - 1 - t // 2
         _row_similarity(xi, x_indptr, x_indices, x_data, y_indptr, y_indices, y_data,
                         row_counts, kind, min_support, shrinkage, True, sim[xi])
-    for xi in prange(n_x):
+
+
+@njit(parallel=True, cache=True)
+def mirror_upper(sim):
+    """Copy the upper triangle of ``sim`` to the lower one and set the diagonal to 1."""
+    for xi in prange(sim.shape[0]):
         for xj in range(xi):
             sim[xi, xj] = sim[xj, xi]
         sim[xi, xi] = 1.0
+
+
+@njit(cache=True)
+def dense_similarity(x_indptr, x_indices, x_data, y_indptr, y_indices, y_data, kind,
+                     min_support, shrinkage):
+    """Full symmetric n_x x n_x similarity (float64), diagonal 1, upper triangle computed once."""
+    n_x = x_indptr.shape[0] - 1
+    sim = np.zeros((n_x, n_x))
+    dense_similarity_block(0, n_x, x_indptr, x_indices, x_data, y_indptr, y_indices, y_data,
+                           kind, min_support, shrinkage, sim)
+    mirror_upper(sim)
     return sim
 
 

@@ -40,7 +40,7 @@ class CoClustering(Recommender):
         Number of item clusters.
     n_epochs : int, default 20
         Assignment sweeps.
-    random_state : int or Generator, optional
+    random_state : int or Generator, optional, default 0
         Seeds the random initial clusters.
 
     Examples
@@ -57,7 +57,7 @@ class CoClustering(Recommender):
              "item_mean_")
 
     def __init__(self, n_cltr_u: int = 3, n_cltr_i: int = 3, n_epochs: int = 20,
-                 random_state=None):
+                 random_state=0):
         self.n_cltr_u = n_cltr_u
         self.n_cltr_i = n_cltr_i
         self.n_epochs = n_epochs

@@ -29,10 +29,14 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 
+from ...interrupt import chunks, compiled
 from ...topk import topk_rows
 from . import _kernels as K
 
 logger = logging.getLogger(__name__)
+
+#: Row pairs per piece of the dense similarity (rows per piece = this / n_x, at least 64).
+SIMILARITY_PAIRS_PER_CHUNK = 1 << 22
 
 SIMILARITIES = ("cosine", "adjusted_cosine", "pearson", "pearson_baseline", "spearman", "msd",
                 "jaccard")
@@ -154,13 +158,22 @@ def similarity_matrix(matrix: sp.spmatrix, name: str = "msd", *, min_support: in
     args = _kernel_args(m)
     support = _effective_support(name, min_support)
     if top_k is None:
-        return K.dense_similarity(*args, kind, support, float(shrinkage))
+        # in pieces of rows with a stop check between them (see recforge.interrupt)
+        n_x = m.shape[0]
+        sim = np.zeros((n_x, n_x))
+        for lo, hi in chunks(n_x, max(64, SIMILARITY_PAIRS_PER_CHUNK // max(n_x, 1))):
+            with compiled():
+                K.dense_similarity_block(lo, hi, *args, kind, support, float(shrinkage), sim)
+        with compiled():
+            K.mirror_upper(sim)
+        return sim
     n_x = m.shape[0]
     top_k = int(min(top_k, max(n_x - 1, 0)))
     cols, vals = [], []
-    for start in range(0, n_x, block_rows):
+    for start, _ in chunks(n_x, block_rows):
         rows = np.arange(start, min(n_x, start + block_rows), dtype=np.int64)
-        block = K.similarity_rows(rows, *args, kind, support, float(shrinkage))
+        with compiled():
+            block = K.similarity_rows(rows, *args, kind, support, float(shrinkage))
         block[np.arange(rows.size), rows] = -np.inf  # never one's own neighbour
         block[block <= 0] = -np.inf
         idx, v = topk_rows(block, top_k)
@@ -191,5 +204,6 @@ def similarity_rows(matrix: sp.spmatrix, rows, name: str = "msd", *, min_support
     name = check_similarity_name(name)
     m, kind = prepare_values(matrix, name, baselines)
     rows = np.asarray(rows, dtype=np.int64)
-    return K.similarity_rows(rows, *_kernel_args(m), kind, _effective_support(name, min_support),
-                             float(shrinkage))
+    with compiled():
+        return K.similarity_rows(rows, *_kernel_args(m), kind,
+                                 _effective_support(name, min_support), float(shrinkage))

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...data.interactions import Interactions
+from ...interrupt import compiled
 from ..base import FOLD_IN, RANKING, RATING, Recommender, register
 from ..query import FallbackLog, History
 from . import _kernels as K
@@ -56,10 +57,11 @@ class SlopeOne(Recommender):
         self.global_mean_ = float(np.mean(train.values, dtype=np.float64)) if train.nnz else 0.0
         item_major = sp.csr_matrix(train.item_csr, dtype=np.float64)
         user_major = sp.csr_matrix(train.csr, dtype=np.float64)
-        self.dev_, self.freq_ = K.slope_one_deviations(
-            item_major.indptr.astype(np.int64), item_major.indices.astype(np.int64),
-            item_major.data, user_major.indptr.astype(np.int64),
-            user_major.indices.astype(np.int64), user_major.data)
+        with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
+            self.dev_, self.freq_ = K.slope_one_deviations(
+                item_major.indptr.astype(np.int64), item_major.indices.astype(np.int64),
+                item_major.data, user_major.indptr.astype(np.int64),
+                user_major.indices.astype(np.int64), user_major.data)
         counts = np.diff(user_major.indptr)
         sums = np.bincount(np.repeat(np.arange(train.n_users), counts), weights=user_major.data,
                            minlength=train.n_users)
@@ -74,9 +76,10 @@ class SlopeOne(Recommender):
         known = (self.user_counts_[u] > 0) & (self.item_popularity_[i] > 0)
         fallbacks.count("user or item without training ratings: global mean", int((~known).sum()))
         if known.any():
-            est, support = K.slope_one_predict(u[known], i[known], self.rated_.indptr.astype(np.int64),
-                                               self.rated_.indices.astype(np.int64), self.dev_,
-                                               self.freq_, self.user_means_)
+            with compiled():
+                est, support = K.slope_one_predict(
+                    u[known], i[known], self.rated_.indptr.astype(np.int64),
+                    self.rated_.indices.astype(np.int64), self.dev_, self.freq_, self.user_means_)
             fallbacks.count("no co-rated item: user mean", int((support == 0).sum()))
             out[known] = est
         return out
@@ -90,8 +93,10 @@ class SlopeOne(Recommender):
         means = np.divide(sums, counts, out=np.zeros(n_rows), where=counts > 0)
         uu = np.repeat(np.arange(n_rows, dtype=np.int64), n)
         ii = np.tile(np.arange(n, dtype=np.int64), n_rows)
-        est, support = K.slope_one_predict(uu, ii, h.indptr.astype(np.int64),
-                                           h.indices.astype(np.int64), self.dev_, self.freq_, means)
+        with compiled():
+            est, support = K.slope_one_predict(uu, ii, h.indptr.astype(np.int64),
+                                               h.indices.astype(np.int64), self.dev_, self.freq_,
+                                               means)
         unrated = self.item_popularity_[ii] == 0
         est[unrated] = self.global_mean_
         fallbacks.count("no co-rated item: user mean", int(((support == 0) & ~unrated).sum()))

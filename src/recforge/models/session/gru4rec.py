@@ -100,7 +100,7 @@ class GRU4Rec(NeuralModel, SessionRecommender):
         targets and count^``sample_alpha`` for the additional samples.
     sample_cache_size : int, default 10_000_000
         Negative samples drawn at once.
-    random_state : int, optional
+    random_state : int, optional, default 0
         Seed of weight initialisation, dropout and sampling: one ``SeedSequence`` spawned into
         three streams (never the global generators), see :class:`~recforge.models.neural.SeedStreams`.
     device : {"cpu", "auto", "cuda", "cuda:N"}, default "cpu"
@@ -156,7 +156,7 @@ class GRU4Rec(NeuralModel, SessionRecommender):
                  sample_alpha: float = 0.5, embedding: int | str = 0,
                  constrained_embedding: bool = True, n_epochs: int = 10, bpreg: float = 1.0,
                  elu_param: float = 0.5, logq: float = 0.0, sample_cache_size: int = 10_000_000,
-                 random_state: int | None = None, device: str = "cpu", patience: int | None = None,
+                 random_state: int | None = 0, device: str = "cpu", patience: int | None = None,
                  restore_best: bool = True, on_nonfinite: str = "raise", verbose: bool = False):
         self.layers = layers
         self.loss = loss
@@ -270,7 +270,7 @@ class GRU4Rec(NeuralModel, SessionRecommender):
             started = time.perf_counter()
             H = net.zero_state(schedule.width(0))
             total = 0.0
-            for t in range(schedule.n_steps):
+            for t in loop.batches(schedule.n_steps):
                 a, b = offs[t], offs[t + 1]
                 if t in keep:
                     H = [h.index_select(0, keep[t]) for h in H]

@@ -171,7 +171,7 @@ class SASRec(NeuralModel, SessionRecommender):
     patience : int or None, default None
         With ``validation`` given to ``fit``: stop after this many epochs without a better
         validation MRR@20 (``None``: train all epochs).
-    random_state : int, optional
+    random_state : int, optional, default 0
         Seeds initialisation, dropout (torch generators) and shuffling and negatives (a NumPy
         generator), all spawned from one ``SeedSequence``; the global generators are neither
         seeded nor advanced (see :class:`~recforge.models.neural.SeedStreams`).
@@ -206,7 +206,7 @@ class SASRec(NeuralModel, SessionRecommender):
     def __init__(self, hidden: int = 64, max_len: int = 50, num_blocks: int = 2, num_heads: int = 1,
                  dropout: float = 0.2, loss: str = "bce", epochs: int = 10, batch_size: int = 128,
                  learning_rate: float = 1e-3, augment: bool = False, patience: int | None = None,
-                 random_state: int | None = None, device: str = "cpu", n_threads: int | None = None,
+                 random_state: int | None = 0, device: str = "cpu", n_threads: int | None = None,
                  restore_best: bool = True, on_nonfinite: str = "raise", max_grad_norm: float | None = None,
                  verbose: bool = False):
         self.hidden = hidden
@@ -298,7 +298,8 @@ class SASRec(NeuralModel, SessionRecommender):
             self.net_.train()
             order = rng.permutation(usable.size)
             total, count = 0.0, 0
-            for b in range(0, order.size, self.batch_size):
+            for step in loop.batches(-(-order.size // self.batch_size)):
+                b = step * self.batch_size
                 sel = order[b:b + self.batch_size]
                 weights = n_pos[sel]  # target positions per sequence: the terms of the mean loss
                 # the negatives of the whole batch, in row-major order of its target positions
