@@ -74,6 +74,14 @@ def _factories():
         "EASE": lambda: g("EASE")(l2=2.0),
         "SLIM": lambda: g("SLIM")(alpha=0.01, l1_ratio=0.2, num_threads=1),
         "item2vec": lambda: g("item2vec")(vector_size=8, epochs=3, negative=2, random_state=0),
+        "FM": lambda: g("FM")(embedding_dim=4, n_epochs=2, batch_size=8, init_std=0.1, random_state=0),
+        "DeepFM": lambda: g("DeepFM")(embedding_dim=4, hidden=[8], n_epochs=2, batch_size=8,
+                                      random_state=0),
+        "WideDeep": lambda: g("WideDeep")(embedding_dim=4, hidden=[8], n_epochs=2, batch_size=8,
+                                          crosses=[["user_id", "item_id"]], cross_buckets=64,
+                                          random_state=0),
+        "DCNv2": lambda: g("DCNv2")(embedding_dim=4, hidden=[8], n_cross=2, rank=3, n_epochs=2,
+                                    batch_size=8, random_state=0),
     }
 
 
@@ -99,7 +107,8 @@ def test_contract(name, tmp_path):
         check_session_contract(factory, tmp_path=tmp_path)
         return
     data = contract_data()
-    kwargs = {"item_features": _contract_features(data)} if name == "ContentKNN" else {}
+    with_features = name in ("ContentKNN", "FM", "DeepFM", "WideDeep", "DCNv2")
+    kwargs = {"item_features": _contract_features(data)} if with_features else {}
     check_model_contract(factory, data, tmp_path=tmp_path, fit_kwargs=kwargs,
                          atol=1e-6 if name == "ContentKNN" else 0.0)
 

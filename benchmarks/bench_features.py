@@ -1,0 +1,186 @@
+"""Models with side features, side by side with reference libraries.
+
+Prints one JSON object per line.
+
+* ``ctr``: ML-100K as a click task — a rating >= 4 is a click, every other rating a
+  non-click — on a random 80/20 split of the ratings (``recforge.split.holdout``, seed 0).
+  Fields, identical for both libraries (recforge's FeatureSpec encodes them once and
+  DeepCTR-Torch gets the same field-local codes): user id, age, gender, occupation, zip prefix
+  (the user table's columns as categories), item id, genres (multi-hot, mean pooled), release
+  year (10 quantile buckets), hour of day and weekday of the rating. FM, Wide & Deep, DeepFM and
+  DCN-v2 are trained with the same embedding size, layer sizes, optimizer (Adam), learning
+  rate, batch size, epochs, L2 penalties and initial scale in recforge and in DeepCTR-Torch
+  (0.3.x, in its own environment, run through ``_deepctr_worker.py``; FM there is DeepFM
+  without its DNN), both on the same number of torch threads::
+
+    {"algo": "DeepFM"|"WideDeep"|"DCNv2"|"FM", "impl": "recforge"|"deepctr-torch",
+     "dataset": "ml-100k-ctr", "auc": ..., "logloss": ..., "seconds_per_epoch": ...}
+
+  AUC and log loss are computed by ``recforge.metrics`` on both sides' test probabilities;
+  ``seconds_per_epoch`` is the mean training time of an epoch (recforge: the training loop's
+  epoch time; DeepCTR-Torch: its ``fit`` for one epoch).
+
+Usage::
+
+    python benchmarks/bench_features.py --section ctr [--epochs 2] [--threads 2]
+        [--algos FM,WideDeep,DeepFM,DCNv2] [--deepctr-python PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+if not DATA.is_dir():
+    DATA = Path("/work/shared/data")
+DEEPCTR_PYTHON = Path("/work/main/.bench-envs/deepctr/bin/python")
+ALGOS = ("FM", "WideDeep", "DeepFM", "DCNv2")
+
+
+def emit(row: dict) -> None:
+    print(json.dumps(row), flush=True)
+
+
+# ---------------------------------------------------------------------- ctr
+def ctr_setup():
+    from recforge.data import FeatureSpec, context_features, load
+    from recforge.split import holdout
+
+    ds = load(str(DATA / "ml-100k"))
+    split = holdout(ds.interactions, test_ratio=0.2, seed=0)
+    train, test = split.train, split.test
+    users = ds.aligned_user_features(categorical=["age", "gender", "occupation", "zip_prefix"])
+    ctx_train = {k: v for k, v in context_features(train).items() if k in ("hour", "weekday")}
+    ctx_test = {k: v for k, v in context_features(test, history=train).items() if k in ("hour", "weekday")}
+    spec = FeatureSpec.build(train, user_features=users, item_features=ds.item_features, context=ctx_train,
+                             columns={"item.title": None})
+    return ds, train, test, users, ctx_train, ctx_test, spec
+
+
+def field_codes(spec, users, items, ds_items, user_feats, ctx) -> dict:
+    """Field-local codes (0 = out of vocabulary / padding) of the rows (users[j], items[j], ctx[j])."""
+    u = spec.encode("user", _user_table(user_feats), ids=np.arange(len(user_feats.user_map)))
+    it = spec.encode_items(ds_items)
+    c = spec.encode_context(ctx, len(users))
+    idx = np.concatenate([u.idx[users], it.idx[items], c.idx], axis=1)
+    out, col = {}, 0
+    for f in spec.fields:
+        block = idx[:, col:col + f.width] - f.offset
+        out[f.name.replace(".", "_")] = block[:, 0] if f.width == 1 else block
+        col += f.width
+    return out
+
+
+def _user_table(user_feats):
+    from recforge.data.feature_spec import user_columns
+
+    return user_columns(user_feats)
+
+
+def ctr_params(args) -> dict:
+    return {"embedding_dim": 8, "hidden": [256, 128], "n_cross": 2, "learning_rate": 1e-3,
+            "batch_size": int(args.batch_size), "n_epochs": int(args.epochs), "l2_embedding": 1e-5,
+            "l2_linear": 1e-5, "l2_cross": 1e-5, "init_std": 1e-4, "seed": 1024}
+
+
+def run_recforge_ctr(algo, p, setup, threads):
+    import torch
+
+    from recforge.metrics import log_loss, roc_auc
+    from recforge.models import get_model_class
+
+    ds, train, test, users, ctx_train, ctx_test, spec = setup
+    torch.set_num_threads(threads)
+    kw = dict(embedding_dim=p["embedding_dim"], n_epochs=p["n_epochs"], batch_size=p["batch_size"],
+              learning_rate=p["learning_rate"], l2_embedding=p["l2_embedding"], l2_linear=p["l2_linear"],
+              init_std=p["init_std"], context=["hour", "weekday"], random_state=0)
+    if algo in ("WideDeep", "DeepFM", "DCNv2"):
+        kw["hidden"] = p["hidden"]
+    if algo == "DCNv2":
+        kw.update(n_cross=p["n_cross"], l2_cross=p["l2_cross"])
+    model = get_model_class(algo)(**kw)
+    model.fit(train, item_features=ds.item_features, user_features=users, context=ctx_train,
+              feature_spec=spec)
+    y, prob = model.click_labels_and_probabilities(test, history=train)
+    return {"auc": roc_auc(y, prob), "logloss": log_loss(y, prob),
+            "seconds_per_epoch": float(np.mean(model.history_["seconds"]))}
+
+
+def run_deepctr_ctr(algo, p, setup, threads, python: Path):
+    from recforge.metrics import log_loss, roc_auc
+
+    ds, train, test, users, ctx_train, ctx_test, spec = setup
+    with tempfile.TemporaryDirectory() as tmp:
+        tr = field_codes(spec, train.users, train.items, ds.item_features, users, ctx_train)
+        te = field_codes(spec, test.users, test.items, ds.item_features, users, ctx_test)
+        arrays = {f"train_{k}": v for k, v in tr.items()} | {f"test_{k}": v for k, v in te.items()}
+        arrays["train_y"] = (train.values >= 4).astype(np.float32)
+        np.savez(Path(tmp) / "data.npz", **arrays)
+        fields = [{"name": f.name.replace(".", "_"), "kind": "varlen" if f.width > 1 else "sparse",
+                   "size": f.size, "width": f.width} for f in spec.fields]
+        job = {"algo": algo, "params": p, "fields": fields, "data": str(Path(tmp) / "data.npz"),
+               "out": str(Path(tmp) / "out.npz"), "threads": threads}
+        (Path(tmp) / "job.json").write_text(json.dumps(job))
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        proc = subprocess.run([str(python), str(ROOT / "benchmarks" / "_deepctr_worker.py"),
+                               str(Path(tmp) / "job.json")], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"deepctr worker failed:\n{proc.stderr[-3000:]}")
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+        prob = np.load(Path(tmp) / "out.npz")["p"]
+    y = (test.values >= 4).astype(np.float64)
+    return {"auc": roc_auc(y, prob), "logloss": log_loss(y, prob),
+            "seconds_per_epoch": float(np.mean(info["seconds_per_epoch"]))}
+
+
+def section_ctr(args) -> None:
+    setup = ctr_setup()
+    p = ctr_params(args)
+    for algo in args.algos:
+        for impl in args.impls:
+            if impl == "recforge":
+                res = run_recforge_ctr(algo, p, setup, args.threads)
+            else:
+                res = run_deepctr_ctr(algo, p, setup, args.threads, Path(args.deepctr_python))
+            emit({"algo": algo, "impl": impl, "dataset": "ml-100k-ctr", "auc": round(res["auc"], 4),
+                  "logloss": round(res["logloss"], 4), "seconds_per_epoch": round(res["seconds_per_epoch"], 2)})
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--section", default="ctr", choices=["ctr"])
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--algos", default=",".join(ALGOS))
+    ap.add_argument("--impls", default="recforge,deepctr-torch")
+    ap.add_argument("--deepctr-python", default=str(DEEPCTR_PYTHON))
+    args = ap.parse_args(argv)
+    args.algos = [a for a in args.algos.split(",") if a]
+    args.impls = [i for i in args.impls.split(",") if i]
+    bad = sorted(set(args.algos) - set(ALGOS))
+    if bad:
+        ap.error(f"--algos: unknown {bad}; known: {list(ALGOS)}")
+    if not (DATA / "ml-100k").is_dir():
+        print(json.dumps({"skipped": "ml-100k not found", "path": str(DATA)}))
+        return 0
+    if "deepctr-torch" in args.impls and not Path(args.deepctr_python).exists():
+        print(json.dumps({"skipped": "deepctr-torch environment not found", "path": args.deepctr_python}),
+              file=sys.stderr)
+        args.impls = [i for i in args.impls if i != "deepctr-torch"]
+    if args.section == "ctr":
+        section_ctr(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
