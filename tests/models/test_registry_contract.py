@@ -80,6 +80,8 @@ def _factories():
         "WideDeep": lambda: g("WideDeep")(embedding_dim=4, hidden=[8], n_epochs=2, batch_size=8,
                                           crosses=[["user_id", "item_id"]], cross_buckets=64,
                                           random_state=0),
+        "TwoTower": lambda: g("TwoTower")(embedding_dim=4, out_dim=4, hidden=[6], n_epochs=2,
+                                          batch_size=8, n_negatives=3, random_state=0),
         "DCNv2": lambda: g("DCNv2")(embedding_dim=4, hidden=[8], n_cross=2, rank=3, n_epochs=2,
                                     batch_size=8, random_state=0),
     }
@@ -107,7 +109,7 @@ def test_contract(name, tmp_path):
         check_session_contract(factory, tmp_path=tmp_path)
         return
     data = contract_data()
-    with_features = name in ("ContentKNN", "FM", "DeepFM", "WideDeep", "DCNv2")
+    with_features = name in ("ContentKNN", "FM", "DeepFM", "WideDeep", "DCNv2", "TwoTower")
     kwargs = {"item_features": _contract_features(data)} if with_features else {}
     check_model_contract(factory, data, tmp_path=tmp_path, fit_kwargs=kwargs,
                          atol=1e-6 if name == "ContentKNN" else 0.0)

@@ -44,6 +44,7 @@ MODEL_MODULES: dict[str, str] = {
     "DeepFM": "recforge.models.features.deepfm",
     "WideDeep": "recforge.models.features.wide_deep",
     "DCNv2": "recforge.models.features.dcn",
+    "TwoTower": "recforge.models.features.two_tower",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions

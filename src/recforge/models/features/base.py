@@ -215,17 +215,25 @@ class FeatureRecommender(NeuralModel, Recommender):
         self.user_idx_, self.user_val_ = users.idx, users.val
         self.item_idx_, self.item_val_ = items.idx, items.val
         train_ctx = spec.encode_context(ctx, len(train))
+        labels = self._labels(train)
+        with self._threads():
+            self._train(train, labels, train_ctx, validation)
+
+    def _labels(self, train: Interactions) -> np.ndarray:
+        """0/1 click labels of the training interactions (sets ``threshold_``)."""
         if train.is_explicit:
-            self.threshold_ = float(self.threshold)
-            labels = (train.values >= self.threshold_).astype(np.float32)
+            self.threshold_ = None if self.threshold is None else float(self.threshold)
+            if self.threshold_ is None:
+                labels = np.ones(len(train), np.float32)
+            else:
+                labels = (train.values >= self.threshold_).astype(np.float32)
         else:
             self.threshold_ = None
             labels = np.ones(len(train), np.float32)
-        if int(self.n_negatives) == 0 and (labels.min() == labels.max()):
+        if int(self.n_negatives) == 0 and len(labels) and (labels.min() == labels.max()):
             raise ValueError(f"every training label is {int(labels[0])}: set n_negatives > 0 to sample "
                              "non-clicks (implicit data) or choose another threshold")
-        with self._threads():
-            self._train(train, labels, train_ctx, validation)
+        return labels
 
     def _train(self, train: Interactions, labels: np.ndarray, train_ctx, validation) -> None:
         streams = self._seed_streams()  # fixed order: init, dropout, batches
