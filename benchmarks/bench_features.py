@@ -20,6 +20,28 @@ Prints one JSON object per line.
   ``seconds_per_epoch`` is the mean training time of an epoch (recforge: the training loop's
   epoch time; DeepCTR-Torch: its ``fit`` for one epoch).
 
+* ``retrieval``: the two-tower model on the same ML-100K random 80/20 split, every training
+  rating a positive; full ranking of the items each test user has not rated in training,
+  recall@100 = test items in the top 100 / test items, averaged over test users::
+
+    {"algo": "TwoTower", "impl": "recforge", "dataset": "ml-100k-random80", "recall@100": ...,
+     "seconds_per_epoch": ...}
+
+* ``cold``: 10 % of ML-100K's items (seeded) held out of training entirely; the two-tower
+  model, trained on the rest, scores the held-out items from their features (id out of
+  vocabulary); per user with a held-out interaction, AUC of the held-out items they rated
+  against the held-out items they did not, averaged over users, beside genre popularity (an
+  item's score: the mean training popularity per item of its genres). A random ranker's
+  expected AUC is 0.5::
+
+    {"algo": "TwoTower", "check": "cold-items", "auc": ..., "genre_pop_auc": ...}
+
+* ``loo``: ml-latest-small, leave-one-out (each user's latest rating), full ranking of the items
+  the user has not rated, HR@10 and NDCG@10 of TwoTower (item features: genres, year, title
+  tokens, tags) beside ALS and EASE (the hyperparameters of ``bench_implicit.py``)::
+
+    {"algo": "TwoTower"|"ALS"|"EASE", "dataset": "ml-latest-small-loo", "hr@10": ..., "ndcg@10": ...}
+
 Usage::
 
     python benchmarks/bench_features.py --section ctr [--epochs 2] [--threads 2]
@@ -48,6 +70,97 @@ ALGOS = ("FM", "WideDeep", "DeepFM", "DCNv2")
 
 def emit(row: dict) -> None:
     print(json.dumps(row), flush=True)
+
+
+TWO_TOWER = {"embedding_dim": 32, "out_dim": 32, "hidden": [], "learning_rate": 0.1, "optimizer": "adagrad",
+             "batch_size": 256, "init_std": 0.05, "n_negatives": 0, "logq_correction": True}
+
+
+# ---------------------------------------------------------------------- retrieval
+def _rank_metrics(model, train, test, k: int) -> dict:
+    """Full ranking of the test users (training items excluded): recall, HR, NDCG at k."""
+    import scipy.sparse as sp
+
+    from recforge.metrics import hit_rate, ndcg_at_k, recall_at_k
+    from recforge.models.query import History
+
+    users = np.unique(test.users)
+    rec = model.recommend_inner(users, k, history=History.from_csr(train.csr[users]), exclude_seen=True)
+    rel = sp.csr_matrix(test.csr[users])
+    return {"recall": float(np.nanmean(recall_at_k(rec.inner, rel, k))),
+            "hr": float(np.nanmean(hit_rate(rec.inner, rel, k))),
+            "ndcg": float(np.nanmean(ndcg_at_k(rec.inner, rel, k)))}
+
+
+def section_retrieval(args) -> None:
+    from recforge.models import get_model_class
+
+    ds, train, test, users, _, _, _ = ctr_setup()
+    model = get_model_class("TwoTower")(**TWO_TOWER, n_epochs=args.tower_epochs, random_state=0,
+                                        n_threads=args.threads)
+    model.fit(train, item_features=ds.item_features, user_features=users)
+    m = _rank_metrics(model, train, test, 100)
+    emit({"algo": "TwoTower", "impl": "recforge", "dataset": "ml-100k-random80",
+          "recall@100": round(m["recall"], 4),
+          "seconds_per_epoch": round(float(np.mean(model.history_["seconds"])), 2)})
+
+
+def genre_popularity(train, item_features) -> np.ndarray:
+    """Score of every item: the mean, over its genres, of the genre's training interactions per
+    item of that genre (0 for an item without genres)."""
+    genres, _ = item_features.categorical["genres"]
+    g = genres.tocsr().astype(np.float64)
+    per_genre = (g.T @ train.item_counts.astype(np.float64)) / np.maximum(np.asarray(g.sum(axis=0)).ravel(), 1)
+    n = np.asarray(g.sum(axis=1)).ravel()
+    return np.where(n > 0, (g @ per_genre) / np.maximum(n, 1), 0.0)
+
+
+def section_cold(args) -> None:
+    import scipy.sparse as sp
+
+    from recforge.data import load
+    from recforge.metrics import auc
+    from recforge.models import get_model_class
+
+    ds = load(str(DATA / "ml-100k"))
+    data = ds.interactions
+    rng = np.random.default_rng(0)
+    cold = np.sort(rng.choice(data.n_items, size=data.n_items // 10, replace=False))
+    is_cold = np.isin(data.items, cold)
+    train, test = data.subset(~is_cold), data.subset(is_cold)
+    users = ds.aligned_user_features(categorical=["age", "gender", "occupation", "zip_prefix"])
+    model = get_model_class("TwoTower")(**TWO_TOWER, n_epochs=args.tower_epochs, random_state=0,
+                                        n_threads=args.threads)
+    model.fit(train, item_features=ds.item_features, user_features=users)
+    assert set(cold.tolist()) <= set(model.feature_spec_.field("item_id").unseen_ids)
+    rows = np.unique(test.users)
+    rel = sp.csr_matrix(test.csr[rows][:, cold])
+    tower = model.score_inner(rows)[:, cold]
+    pop = np.broadcast_to(genre_popularity(train, ds.item_features)[cold], tower.shape)
+    rnd = rng.random(tower.shape)
+    print(json.dumps({"random_ranker_auc": round(float(np.nanmean(auc(rnd, rel))), 4)}), file=sys.stderr)
+    emit({"algo": "TwoTower", "check": "cold-items", "auc": round(float(np.nanmean(auc(tower, rel))), 4),
+          "genre_pop_auc": round(float(np.nanmean(auc(np.ascontiguousarray(pop), rel))), 4)})
+
+
+def section_loo(args) -> None:
+    from recforge.data import load
+    from recforge.models import get_model_class
+    from recforge.split import leave_one_out
+
+    ds = load(str(DATA / "ml-latest-small"))
+    split = leave_one_out(ds.interactions, mode="latest", seed=0)
+    train, test = split.train, split.test
+    runs = [("TwoTower", dict(TWO_TOWER, n_epochs=args.tower_epochs, random_state=0, n_threads=args.threads)),
+            ("ALS", {"factors": 64, "regularization": 0.01, "alpha": 1.0, "iterations": 15, "random_state": 0}),
+            ("EASE", {"l2": 500.0})]
+    for algo, params in runs:
+        model = get_model_class(algo)(**params)
+        kw = {"item_features": ds.item_features} if algo == "TwoTower" else {}
+        model.fit(train, **kw)
+        m = _rank_metrics(model, train, test, 10)
+        emit({"algo": algo, "dataset": "ml-latest-small-loo", "hr@10": round(m["hr"], 4),
+              "ndcg@10": round(m["ndcg"], 4)})
 
 
 # ---------------------------------------------------------------------- ctr
@@ -157,8 +270,9 @@ def section_ctr(args) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--section", default="ctr", choices=["ctr"])
+    ap.add_argument("--section", default="ctr", choices=["ctr", "retrieval", "cold", "loo", "all"])
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--tower-epochs", type=int, default=5, help="epochs of the two-tower model")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--algos", default=",".join(ALGOS))
@@ -177,8 +291,10 @@ def main(argv=None) -> int:
         print(json.dumps({"skipped": "deepctr-torch environment not found", "path": args.deepctr_python}),
               file=sys.stderr)
         args.impls = [i for i in args.impls if i != "deepctr-torch"]
-    if args.section == "ctr":
-        section_ctr(args)
+    sections = ["ctr", "retrieval", "cold", "loo"] if args.section == "all" else [args.section]
+    for section in sections:
+        {"ctr": section_ctr, "retrieval": section_retrieval, "cold": section_cold,
+         "loo": section_loo}[section](args)
     return 0
 
 
