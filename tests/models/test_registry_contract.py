@@ -82,6 +82,8 @@ def _factories():
                                           random_state=0),
         "TwoTower": lambda: g("TwoTower")(embedding_dim=4, out_dim=4, hidden=[6], n_epochs=2,
                                           batch_size=8, n_negatives=3, random_state=0),
+        "YouTubeDNN": lambda: g("YouTubeDNN")(embedding_dim=4, hidden=[6], out_dim=4, max_history=5,
+                                              n_negatives=4, n_epochs=2, batch_size=8, random_state=0),
         "DCNv2": lambda: g("DCNv2")(embedding_dim=4, hidden=[8], n_cross=2, rank=3, n_epochs=2,
                                     batch_size=8, random_state=0),
     }

@@ -45,6 +45,7 @@ MODEL_MODULES: dict[str, str] = {
     "WideDeep": "recforge.models.features.wide_deep",
     "DCNv2": "recforge.models.features.dcn",
     "TwoTower": "recforge.models.features.two_tower",
+    "YouTubeDNN": "recforge.models.features.youtube_dnn",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions
