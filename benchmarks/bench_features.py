@@ -22,10 +22,14 @@ Prints one JSON object per line.
 
 * ``retrieval``: the two-tower model on the same ML-100K random 80/20 split, every training
   rating a positive; full ranking of the items each test user has not rated in training,
-  recall@100 = test items in the top 100 / test items, averaged over test users::
+  recall@100 = test items in the top 100 / test items, averaged over test users. Beside it the
+  TensorFlow Recommenders 0.7.x retrieval model (own environment, ``_tfrs_worker.py``) on the
+  same fields and codes (user id, age, gender, occupation, zip prefix; item id, genres, year,
+  title tokens), embedding and output sizes, optimizer (Adagrad 0.1), batch size, epochs and
+  logQ correction; its vectors come back and are ranked here the same way::
 
-    {"algo": "TwoTower", "impl": "recforge", "dataset": "ml-100k-random80", "recall@100": ...,
-     "seconds_per_epoch": ...}
+    {"algo": "TwoTower", "impl": "recforge"|"tfrs", "dataset": "ml-100k-random80",
+     "recall@100": ..., "seconds_per_epoch": ...}
 
 * ``cold``: 10 % of ML-100K's items (seeded) held out of training entirely; the two-tower
   model, trained on the rest, scores the held-out items from their features (id out of
@@ -68,6 +72,7 @@ DATA = ROOT.parent / "shared" / "data"
 if not DATA.is_dir():
     DATA = Path("/work/shared/data")
 DEEPCTR_PYTHON = Path("/work/main/.bench-envs/deepctr/bin/python")
+TFRS_PYTHON = Path("/work/main/.bench-envs/tfrs/bin/python")
 ALGOS = ("FM", "WideDeep", "DeepFM", "DCNv2")
 
 
@@ -101,13 +106,75 @@ def section_retrieval(args) -> None:
     from recforge.models import get_model_class
 
     ds, train, test, users, _, _, _ = ctr_setup()
-    model = get_model_class("TwoTower")(**TWO_TOWER, n_epochs=args.tower_epochs, random_state=0,
-                                        n_threads=args.threads)
-    model.fit(train, item_features=ds.item_features, user_features=users)
-    m = _rank_metrics(model, train, test, 100)
-    emit({"algo": "TwoTower", "impl": "recforge", "dataset": "ml-100k-random80",
-          "recall@100": round(m["recall"], 4),
-          "seconds_per_epoch": round(float(np.mean(model.history_["seconds"])), 2)})
+    model = None
+    if "recforge" in args.impls:
+        model = get_model_class("TwoTower")(**TWO_TOWER, n_epochs=args.tower_epochs, random_state=0,
+                                            n_threads=args.threads)
+        model.fit(train, item_features=ds.item_features, user_features=users)
+        m = _rank_metrics(model, train, test, 100)
+        emit({"algo": "TwoTower", "impl": "recforge", "dataset": "ml-100k-random80",
+              "recall@100": round(m["recall"], 4),
+              "seconds_per_epoch": round(float(np.mean(model.history_["seconds"])), 2)})
+    if "tfrs" in args.impls and Path(args.tfrs_python).exists():
+        from recforge.data import FeatureSpec
+
+        spec = FeatureSpec.build(train, user_features=users, item_features=ds.item_features)
+        res = run_tfrs_retrieval(spec, ds, train, test, users, args)
+        emit({"algo": "TwoTower", "impl": "tfrs", "dataset": "ml-100k-random80",
+              "recall@100": round(res["recall"], 4), "seconds_per_epoch": round(res["seconds_per_epoch"], 2)})
+
+
+def _local_codes(spec, source: str, enc) -> dict:
+    out, col = {}, 0
+    for f in spec.source_fields(source):
+        block = enc.idx[:, col:col + f.width] - f.offset
+        out[f.name.replace(".", "_")] = block[:, 0] if f.width == 1 else block
+        col += f.width
+    return out
+
+
+def run_tfrs_retrieval(spec, ds, train, test, users, args) -> dict:
+    """TFRS's retrieval model on the same fields (recforge's codes), vectors back, recall@100
+    computed here exactly as for recforge (full ranking, training items excluded)."""
+    import scipy.sparse as sp
+
+    from recforge.data.feature_spec import user_columns
+    from recforge.metrics import recall_at_k
+    from recforge.topk import mask_rows, topk_rows
+
+    u = _local_codes(spec, "user", spec.encode("user", user_columns(users), ids=np.arange(train.n_users)))
+    it = _local_codes(spec, "item", spec.encode_items(ds.item_features))
+    counts = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
+    with tempfile.TemporaryDirectory() as tmp:
+        arrays = {f"user_{k}": v for k, v in u.items()} | {f"item_{k}": v for k, v in it.items()}
+        arrays.update(train_users=train.users, train_items=train.items,
+                      item_prob=np.maximum(counts / counts.sum(), 1e-12))
+        np.savez(Path(tmp) / "data.npz", **arrays)
+
+        def fields(source):
+            return [{"name": f.name.replace(".", "_"), "kind": "varlen" if f.width > 1 else "sparse",
+                     "size": f.size, "width": f.width} for f in spec.source_fields(source)]
+
+        params = {k: TWO_TOWER[k] for k in ("embedding_dim", "out_dim", "learning_rate", "batch_size", "init_std")}
+        params.update(n_epochs=args.tower_epochs, seed=0)
+        job = {"params": params, "user_fields": fields("user"), "item_fields": fields("item"),
+               "data": str(Path(tmp) / "data.npz"), "out": str(Path(tmp) / "out.npz"), "threads": args.threads}
+        (Path(tmp) / "job.json").write_text(json.dumps(job))
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TF_USE_LEGACY_KERAS="1",
+                   TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+        proc = subprocess.run([args.tfrs_python, str(ROOT / "benchmarks" / "_tfrs_worker.py"),
+                               str(Path(tmp) / "job.json")], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"tfrs worker failed:\n{proc.stderr[-3000:]}")
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+        out = np.load(Path(tmp) / "out.npz")
+        uv, iv = out["users"].astype(np.float64), out["items"].astype(np.float64)
+    rows = np.unique(test.users)
+    scores = (uv[rows] @ iv.T).astype(np.float32)
+    mask_rows(scores, sp.csr_matrix(train.csr[rows]), np.arange(rows.size))
+    top, _ = topk_rows(scores, 100)
+    recall = float(np.nanmean(recall_at_k(top, sp.csr_matrix(test.csr[rows]), 100)))
+    return {"recall": recall, "seconds_per_epoch": float(np.mean(info["seconds_per_epoch"]))}
 
 
 def genre_popularity(train, item_features) -> np.ndarray:
@@ -268,7 +335,7 @@ def section_ctr(args) -> None:
     setup = ctr_setup()
     p = ctr_params(args)
     for algo in args.algos:
-        for impl in args.impls:
+        for impl in [i for i in args.impls if i in ("recforge", "deepctr-torch")]:
             if impl == "recforge":
                 res = run_recforge_ctr(algo, p, setup, args.threads)
             else:
@@ -285,7 +352,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--algos", default=",".join(ALGOS))
-    ap.add_argument("--impls", default="recforge,deepctr-torch")
+    ap.add_argument("--impls", default="recforge,deepctr-torch,tfrs")
+    ap.add_argument("--tfrs-python", default=str(TFRS_PYTHON))
     ap.add_argument("--deepctr-python", default=str(DEEPCTR_PYTHON))
     args = ap.parse_args(argv)
     args.algos = [a for a in args.algos.split(",") if a]
