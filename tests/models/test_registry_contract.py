@@ -113,8 +113,10 @@ def test_contract(name, tmp_path):
     data = contract_data()
     with_features = name in ("ContentKNN", "FM", "DeepFM", "WideDeep", "DCNv2", "TwoTower")
     kwargs = {"item_features": _contract_features(data)} if with_features else {}
-    check_model_contract(factory, data, tmp_path=tmp_path, fit_kwargs=kwargs,
-                         atol=1e-6 if name == "ContentKNN" else 0.0)
+    # the torch feature models score many (user, item) rows in one float32 forward pass, whose
+    # GEMM kernel (chosen by the number of rows) can change the last bit of a score
+    loose = name in ("ContentKNN", "FM", "DeepFM", "WideDeep", "DCNv2")
+    check_model_contract(factory, data, tmp_path=tmp_path, fit_kwargs=kwargs, atol=1e-6 if loose else 0.0)
 
 
 @pytest.mark.parametrize("name", ["KNNBasic", "KNNWithMeans", "KNNWithZScore", "ItemKNNTopN",

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..base import EMBEDDINGS, register
+from ..base import CLICK, EMBEDDINGS, RANKING, register
 from .base import FeatureRecommender, _forward_doc, store_params
 from .embedding import FeatureEmbedding, fm_pairwise
 
@@ -54,7 +54,7 @@ class FM(FeatureRecommender):
 {COMMON}
     """
 
-    capabilities = FeatureRecommender.capabilities | {EMBEDDINGS}
+    capabilities = frozenset({RANKING, CLICK, EMBEDDINGS})
 
     def __init__(self, embedding_dim: int = 8, loss: str = "logloss", threshold: float = 4.0,
                  n_negatives: int = 0, n_epochs: int = 10, batch_size: int = 256,

@@ -91,6 +91,10 @@ class _TwoTowerNet(nn.Module):
     def reset_parameters(self, generator: torch.Generator, init_std: float) -> None:
         init_parameters(self, generator)
         self.emb.reset_parameters(generator, init_std)
+        with torch.no_grad():  # output layers: Glorot-uniform weights, zero biases
+            for layer in (self.query_out, self.item_out):
+                nn.init.xavier_uniform_(layer.weight, generator=generator)
+                nn.init.zeros_(layer.bias)
 
     def _tower(self, pool, mlp, out, idx, val):
         fields = torch.einsum("fs,bsk->bfk", pool, self.emb.slots(idx, val))
