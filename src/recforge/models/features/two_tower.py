@@ -194,8 +194,10 @@ class TwoTower(FeatureRecommender):
         attach_generator(self.net_, dropout_gen)
         params = list(self.net_.parameters())
         lr = float(self.learning_rate)
+        # Adagrad with the initial accumulator 0.1 of Duchi et al.'s delta as Keras sets it:
+        # torch's 0 makes each row's first step a full learning-rate step whatever its gradient
         opt = {"adam": lambda: torch.optim.Adam(params, lr=lr),
-               "adagrad": lambda: torch.optim.Adagrad(params, lr=lr),
+               "adagrad": lambda: torch.optim.Adagrad(params, lr=lr, initial_accumulator_value=0.1, eps=1e-7),
                "sgd": lambda: torch.optim.SGD(params, lr=lr)}[self.optimizer]()
         pos = np.flatnonzero(labels > 0)
         if not pos.size:
@@ -231,8 +233,9 @@ class TwoTower(FeatureRecommender):
                     v_neg = self.net_.item(t["item_idx_"][items_neg], t["item_val_"][items_neg])
                     if self.logq_correction:
                         lq_neg = torch.full((n_neg,), log_uniform, device=device)
-                loss = sampled_softmax_loss(q, v, i, lq, tau, v_neg, items_neg, lq_neg)
-                total += loop.step(loss + self._regularization(), opt, params) * sel.numel()
+                # summed over the batch (Yi et al. eq. 5 up to the 1/B the learning rate absorbs)
+                loss = sampled_softmax_loss(q, v, i, lq, tau, v_neg, items_neg, lq_neg) * sel.numel()
+                total += loop.step(loss + self._regularization(), opt, params)
             return total / n
 
         loop = self._training_loop(int(self.n_epochs), None, verbose=bool(self.verbose))
