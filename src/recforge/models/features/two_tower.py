@@ -121,6 +121,7 @@ class TwoTower(FeatureRecommender):
     ``n_negatives`` extra uniform samples per batch) are the negatives, with the logQ
     correction :math:`s^c = s - \log p_j` by each candidate's expected count in the batch
     (in-batch: ``batch_size`` times its training frequency; uniform: ``n_negatives / n_items``).
+    The loss is summed over the batch; Adagrad starts its accumulators at 0.1 (Keras's default).
     ``item_vectors()`` and ``query_vectors()`` export both towers' outputs for the service's
     ANN index; an item without training interactions gets its vector from its features (its id
     uses the out-of-vocabulary row).
