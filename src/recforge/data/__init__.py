@@ -2,7 +2,8 @@
 
 from .dataset import Dataset
 from .errors import DataError, DropReport
-from .features import ItemFeatures
+from .feature_spec import Encoded, FeatureSpec, FieldSpec
+from .features import ItemFeatures, UserFeatures, context_features
 from .idmap import IdMap
 from .interactions import Interactions
 from .sessions import SessionEvents
@@ -15,4 +16,4 @@ def load(name_or_path=None, **kwargs) -> Dataset:
 
     return _load(name_or_path, **kwargs)
 
-__all__ = ["load", "Dataset", "DataError", "DropReport", "IdMap", "Interactions", "ItemFeatures", "SessionEvents"]
+__all__ = ["load", "Dataset", "Encoded", "FeatureSpec", "FieldSpec", "UserFeatures", "context_features", "DataError", "DropReport", "IdMap", "Interactions", "ItemFeatures", "SessionEvents"]

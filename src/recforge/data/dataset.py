@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .errors import DropReport
-from .features import ItemFeatures
+from .features import ItemFeatures, UserFeatures
 from .interactions import Interactions
 from .sessions import SessionEvents
 
@@ -43,6 +43,13 @@ class Dataset:
     parts: dict = field(default_factory=dict)
     drops: DropReport = field(default_factory=DropReport)
     source: str | None = None
+
+    def aligned_user_features(self, **kwargs) -> UserFeatures | None:
+        """``user_features`` aligned to ``interactions.user_map`` (None without either); keyword
+        arguments go to :meth:`UserFeatures.from_dataframe` (e.g. ``categorical=[...]``)."""
+        if self.user_features is None or self.interactions is None:
+            return None
+        return UserFeatures.from_dataframe(self.user_features, self.interactions.user_map, **kwargs)
 
     def summary(self) -> dict:
         out: dict = {"name": self.name, "source": self.source}

@@ -374,14 +374,21 @@ class Evaluator:
         entry.peak_memory_bytes = int(peak)
 
     def _fit_kwargs(self, model, fold: Fold) -> dict:
-        from ..models.base import ITEM_FEATURES
+        from ..models.base import CLICK, ITEM_FEATURES
 
         kw = {}
-        if ITEM_FEATURES in getattr(model, "capabilities", ()):
-            ds = self.dataset
+        caps = getattr(model, "capabilities", ())
+        ds = self.dataset
+        if ITEM_FEATURES in caps:
             if ds is None or ds.item_features is None:
                 raise ValueError(f"{type(model).__name__} needs item features; the data has none")
             kw["item_features"] = ds.item_features
+        if CLICK in caps and ds is not None:
+            # feature models use whatever side features the data has
+            if ds.item_features is not None:
+                kw["item_features"] = ds.item_features
+            if ds.user_features is not None:
+                kw["user_features"] = ds.user_features
         if fold.validation is not None:
             kw["validation"] = fold.validation
         return kw

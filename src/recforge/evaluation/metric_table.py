@@ -28,6 +28,9 @@ What each task hands its metric functions (``fn(measured, k)``)
     ``(lists, context)``: the top-k recommendation lists of the evaluated users and the fold's
     context (relevant items, item popularity, item vectors); ``fn(lists, context)`` returns one
     value per user (``"mean"``), a scalar (``"fold"``) or ``None`` when not defined on the fold;
+``click``
+    :class:`ClickPairs`: the test pairs' users, labels and predicted probabilities; ``fn``
+    returns the per-user ``(num, den)`` (log loss) or a fold scalar (AUC);
 ``sampled``, ``next_item``
     the rank of each unit's target (1 = best; ties as the task says); ``fn(ranks, k)`` returns
     one value per unit; ``next_item`` fold metrics get the replay driver's output dict instead.
@@ -45,7 +48,7 @@ from .. import metrics as M
 #: Aggregations a metric can have.
 AGGREGATIONS = ("mean", "ratio", "sqrt_ratio", "fold")
 #: Task names (see :mod:`recforge.evaluation.tasks`).
-TASKS = ("rating", "topn", "sampled", "next_item")
+TASKS = ("rating", "topn", "sampled", "next_item", "click")
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,17 @@ class PairErrors:
     n_users: int
 
 
+@dataclass(frozen=True)
+class ClickPairs:
+    """Labelled test pairs of a click task: ``labels[j]`` (0/1) and the predicted click
+    probability ``probs[j]`` of user ``users[j]``."""
+
+    users: np.ndarray
+    labels: np.ndarray
+    probs: np.ndarray
+    n_users: int
+
+
 # ------------------------------------------------------------------ per-task functions
 def _per_user_sum(values: np.ndarray, e: PairErrors) -> tuple[np.ndarray, np.ndarray]:
     den = np.bincount(e.users, minlength=e.n_users).astype(np.float64)
@@ -121,6 +135,16 @@ def _chr(lists, ctx):
     if ctx.get("chr_threshold") is None:
         return None
     return M.cumulative_hit_rate(lists, ctx["relevant"], threshold=ctx["chr_threshold"])
+
+
+def _click_auc(c: ClickPairs, k=None) -> float:
+    return M.roc_auc(c.labels, c.probs)
+
+
+def _click_log_loss(c: ClickPairs, k=None):
+    loss = M.per_row_log_loss(c.labels, c.probs)
+    den = np.bincount(c.users, minlength=c.n_users).astype(np.float64)
+    return np.bincount(c.users, weights=loss, minlength=c.n_users), den
 
 
 def _hit_from_ranks(ranks, k):
@@ -176,6 +200,10 @@ _ROWS = [
     Metric("coverage", True, "fold", {"topn": Impl(lambda lists, ctx: M.catalog_coverage(lists, ctx["n_items"])),
                                       "next_item": Impl(_replay_scalar("coverage"))},
            "share of the catalogue in at least one top-k list"),
+    Metric("auc", True, "fold", {"click": Impl(_click_auc, at_k=False)},
+           "ROC AUC of the click probabilities over all held-out pairs"),
+    Metric("logloss", False, "ratio", {"click": Impl(_click_log_loss, at_k=False)},
+           "mean binary cross-entropy of the click probabilities"),
     Metric("popularity", False, "fold", {"next_item": Impl(_replay_scalar("popularity")),
                                          "topn": Impl(lambda lists, ctx: _mean_popularity(lists, ctx))},
            "mean normalised training popularity of the recommended items (count / largest count)"),

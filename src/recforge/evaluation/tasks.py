@@ -17,8 +17,12 @@ Tasks
 :class:`NextItem` (``"next_item"``)
     next-click prediction in held-out sessions (Hidasi et al., ICLR 2016); units are ranked
     events.
+:class:`ClickPrediction` (``"click"``)
+    predict the click probability of held-out pairs (a rating at or above a threshold is a
+    click); global ROC AUC and log loss (units are users for the log loss).
 
 Every model call of a task goes through one function: :func:`predict_pairs`,
+:func:`predict_clicks`,
 :func:`rank_top_k`, :func:`score_candidates`, and for sessions the replay driver
 (:func:`recforge.evaluation.session_replay.evaluate_next_item`).
 """
@@ -34,10 +38,10 @@ from .. import metrics as M
 from ..data.interactions import Interactions
 from ..data.sessions import SessionEvents
 from ..metrics.session import tie_rule
-from ..models.base import RANKING, RATING, SESSION
+from ..models.base import CLICK, RANKING, RATING, SESSION
 from ..models.query import FallbackLog, History
 from ..topk import mask_rows, topk_rows
-from .metric_table import METRICS, PairErrors, check_metrics, metrics_for
+from .metric_table import METRICS, ClickPairs, PairErrors, check_metrics, metrics_for
 from .session_replay import evaluate_next_item
 
 
@@ -73,6 +77,13 @@ class FoldEval:
 def predict_pairs(model, test: Interactions, fallbacks: FallbackLog | None = None) -> np.ndarray:
     """The rating task's one model call: predicted ratings of the test pairs, clipped to the scale."""
     return model.predict_inner(test.users, test.items, clip=True, fallbacks=fallbacks)
+
+
+def predict_clicks(model, test: Interactions, train: Interactions,
+                   fallbacks: FallbackLog | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The click task's one model call: (labels, click probabilities) of the test pairs, their
+    context derived from the test timestamps with the training part as earlier events."""
+    return model.click_labels_and_probabilities(test, history=train, fallbacks=fallbacks)
 
 
 def rank_top_k(model, users: np.ndarray, train: Interactions, k: int, batch_size: int):
@@ -346,7 +357,39 @@ class NextItem(Task):
 
 
 #: Tasks by name.
-TASKS = {cls.name: cls for cls in (RatingPrediction, TopNRanking, SampledRanking, NextItem)}
+class ClickPrediction(Task):
+    """Click prediction on held-out pairs (the CTR protocol of Rendle 2010, Cheng et al. 2016,
+    Guo et al. 2017, Wang et al. 2021): the model's own click rule labels each test pair (for
+    explicit data a rating ``>= threshold``, the model's hyperparameter) and ``predict_proba``
+    scores it. AUC is one global ranking of all test pairs (a fold value); the log loss keeps
+    per user the sum of the pair losses and the number of pairs, so intervals resample users.
+    """
+
+    name = "click"
+    capability = CLICK
+
+    def label(self) -> str:
+        return "click prediction"
+
+    def evaluate(self, model, fold: Fold, context: dict, metrics) -> FoldEval:
+        test = fold.test
+        log = FallbackLog()
+        y, p = predict_clicks(model, test, fold.train, log)
+        n_users = len(test.user_map)
+        measured = ClickPairs(test.users, y, p, n_users)
+        units, scalars = {}, {}
+        for name in metrics:
+            metric = METRICS[name]
+            value = metric.tasks[self.name].fn(measured, None)
+            if metric.aggregation == "fold":
+                scalars[metric.label(self.name, None)] = float(value)
+            else:
+                units[metric.label(self.name, None)] = value
+        return FoldEval(units=units, scalars=scalars, n_units=n_users, fallbacks=log.as_dict())
+
+
+TASKS = {cls.name: cls for cls in (RatingPrediction, TopNRanking, SampledRanking, NextItem,
+                                   ClickPrediction)}
 
 
 # ---------------------------------------------------------------------- top-N helpers

@@ -3,6 +3,8 @@
 * :mod:`~recforge.metrics.rating` — MAE, RMSE and per-user errors,
 * :mod:`~recforge.metrics.ranking` — top-N accuracy (HR, ARHR, cumulative and rating hit
   rate, precision, recall, NDCG, MAP, MRR, AUC), one value per user,
+* :mod:`~recforge.metrics.classification` — click prediction over labelled pairs: global ROC
+  AUC and log loss,
 * :mod:`~recforge.metrics.beyond_accuracy` — coverage, diversity, novelty, churn,
 * :mod:`~recforge.metrics.session` — next-click ranks of session models, Recall@k and MRR@k
   from ranks (with the tie rules). Its
@@ -24,6 +26,7 @@ from .beyond_accuracy import (
     popularity_rank,
     user_coverage,
 )
+from .classification import log_loss, per_row_log_loss, roc_auc
 from .ranking import (
     arhr,
     auc,
@@ -44,7 +47,7 @@ __all__ = [
     "mae", "rmse", "per_user_squared_error", "per_user_absolute_error",
     "hits_matrix", "hit_rate", "arhr", "cumulative_hit_rate", "rating_hit_rate",
     "precision_at_k", "recall_at_k", "ndcg_at_k", "average_precision_at_k", "reciprocal_rank",
-    "auc",
+    "auc", "roc_auc", "log_loss", "per_row_log_loss",
     "catalog_coverage", "user_coverage", "diversity", "intra_list_diversity", "novelty", "popularity_rank", "churn",
     "session", "mrr_at_k", "rank_of_target",
 ]

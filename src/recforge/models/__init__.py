@@ -5,6 +5,7 @@ the one family they need (loading a k-NN model never imports torch).
 """
 
 from .base import (
+    CLICK,
     EMBEDDINGS,
     FOLD_IN,
     INCREMENTAL,
@@ -32,7 +33,7 @@ def load_model(path) -> Recommender:
 
 
 __all__ = [
-    "EMBEDDINGS", "FOLD_IN", "INCREMENTAL", "ITEM_FEATURES", "RANKING", "RATING", "SESSION",
+    "CLICK", "EMBEDDINGS", "FOLD_IN", "INCREMENTAL", "ITEM_FEATURES", "RANKING", "RATING", "SESSION",
     "SIMILAR_ITEMS", "FallbackLog", "History", "ModelFileError", "Recommendations", "Recommender",
     "SessionRecommender", "available_models", "check_random_state", "clone", "get_model_class",
     "load_model", "register",

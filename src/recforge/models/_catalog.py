@@ -39,6 +39,13 @@ MODEL_MODULES: dict[str, str] = {
     "BPR": "recforge.models.factorization.bpr",
     "LMF": "recforge.models.factorization.lmf",
     "ALS": "recforge.models.factorization.als",
+    # click prediction with side features
+    "FM": "recforge.models.features.fm",
+    "DeepFM": "recforge.models.features.deepfm",
+    "WideDeep": "recforge.models.features.wide_deep",
+    "DCNv2": "recforge.models.features.dcn",
+    "TwoTower": "recforge.models.features.two_tower",
+    "YouTubeDNN": "recforge.models.features.youtube_dnn",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",
     # sessions

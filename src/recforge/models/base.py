@@ -58,8 +58,9 @@ SIMILAR_ITEMS = "similar_items"  # has item representations
 FOLD_IN = "fold_in"  # scores a row from its history alone (unknown and anonymous users)
 INCREMENTAL = "incremental"  # absorbs new interactions with partial_fit (id maps grow)
 EMBEDDINGS = "embeddings"  # item_vectors() / query_vectors(): scores = similarity of the two
+CLICK = "click"  # predict_proba(users, items, context=...): click probabilities of pairs
 CAPABILITIES = (RATING, RANKING, SESSION, ITEM_FEATURES, SIMILAR_ITEMS, FOLD_IN, INCREMENTAL,
-                EMBEDDINGS)
+                EMBEDDINGS, CLICK)
 
 logger = logging.getLogger(__name__)
 

@@ -468,3 +468,14 @@ def _unix_seconds(dt: pd.Series) -> np.ndarray:
     """Unix seconds of a (tz-aware UTC or naive) datetime series, whatever its resolution."""
     epoch = pd.Timestamp(0, tz="UTC") if isinstance(dt.dtype, pd.DatetimeTZDtype) else pd.Timestamp(0)
     return ((dt - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
+
+
+def with_zip_prefix(users: pd.DataFrame, column: str = "zip_code", length: int = 3) -> pd.DataFrame:
+    """A user table with ``zip_prefix`` added when it has a ``zip_code`` column: the first
+    ``length`` characters (for US zip codes the sectional centre), a coarser category than
+    the zip code itself."""
+    if column not in users.columns or "zip_prefix" in users.columns:
+        return users
+    users = users.copy()
+    users["zip_prefix"] = users[column].astype("string").str.strip().str[:length]
+    return users

@@ -24,6 +24,7 @@ from ._common import (
     _multi_hot_flags,
     _read_delimited,
     _Table,
+    with_zip_prefix,
 )
 
 #: Genres of MovieLens 100K in the column order of ``u.item`` (used when ``u.genre`` is absent).
@@ -52,6 +53,7 @@ def read_movielens(path: PathLike, *, rating_scale=None, duplicates: str = "last
     * **100K**: ``u.data`` (tab-separated ``user item rating timestamp``, no header), ``u.item``
       (``|``-separated, Latin-1: id, title, release date, video date, IMDb URL, 19 genre flags),
       ``u.user`` (id, age, gender, occupation, zip), ``u.genre``. Scale 1–5.
+      User features keep the zip code and add ``zip_prefix`` (its first three characters).
     * **1M / 10M**: ``ratings.dat`` (``UserID::MovieID::Rating::Timestamp``), ``movies.dat``
       (``MovieID::Title::Genres``, ``|``-separated genres), 1M ``users.dat``, 10M ``tags.dat``.
       Metadata are read as UTF-8 when valid, else Latin-1 (the 1M files are Latin-1).
@@ -144,7 +146,7 @@ def _read_ml100k(d: Path, rating_scale, duplicates, on_error, features, name) ->
                             names=["user", "age", "gender", "occupation", "zip_code"],
                             dtype={"zip_code": str}, encoding="latin-1", on_error=on_error,
                             drops=fdrops, quoting=False)
-        ds.user_features = u.df.set_index("user")
+        ds.user_features = with_zip_prefix(u.df.set_index("user"))
     ds.drops = _collect_drops(inter.drops, fdrops)
     return ds
 
@@ -176,7 +178,7 @@ def _read_ml_dat(d: Path, rating_scale, duplicates, on_error, features, name) ->
                             names=["user", "gender", "age", "occupation", "zip_code"],
                             dtype={"zip_code": str}, encoding="auto", on_error=on_error,
                             drops=fdrops, quoting=False)
-        ds.user_features = u.df.set_index("user")
+        ds.user_features = with_zip_prefix(u.df.set_index("user"))
     ds.drops = _collect_drops(inter.drops, fdrops)
     return ds
 

@@ -22,6 +22,7 @@ from ._common import (
     _interactions,
     _read_delimited,
     _Table,
+    with_zip_prefix,
 )
 
 _RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
@@ -171,7 +172,7 @@ def read_recbole(path: PathLike, name: str | None = None, *, rating_scale=None,
         for c, ty in utypes.items():
             if ty == "float" and c != id_col:
                 uf[c] = pd.to_numeric(uf[c], errors="coerce")
-        ds.user_features = uf
+        ds.user_features = with_zip_prefix(uf)
     ds.drops = _collect_drops(inter.drops, fdrops)
     return ds
 

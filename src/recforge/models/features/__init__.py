@@ -1,0 +1,5 @@
+"""Click-prediction models with side features: factorization machines (``fm``), Wide & Deep
+(``wide_deep``), DeepFM (``deepfm``) and DCN-v2 (``dcn``), on the shared
+:class:`~recforge.models.features.base.FeatureRecommender` and the shared embedding layer
+(``embedding``). Importing this package imports none of them (and not torch); the registry
+imports the module of the model it needs."""
