@@ -55,7 +55,6 @@ def test_bakeoff_twice_gives_identical_metrics(tmp_path, capsys):
 
 def test_models_seeded_by_default():
     from recforge.models import available_models
-
     from recforge.models._catalog import MODEL_MODULES
 
     # the library's models (tests register throwaway models of their own)
