@@ -101,7 +101,7 @@ def test_part_mismatches_are_clear_errors():
 
 
 def test_metric_table_directions_and_aggregations():
-    assert LOWER_IS_BETTER == {"rmse", "mae", "popularity"}
+    assert LOWER_IS_BETTER == {"rmse", "mae", "popularity", "logloss"}
     assert SQRT_METRICS == {"rmse"}
     assert not higher_is_better("rmse") and not higher_is_better("popularity@20")
     assert higher_is_better("ndcg@10") and higher_is_better("coverage@5")
