@@ -74,6 +74,12 @@ def _factories():
         "EASE": lambda: g("EASE")(l2=2.0),
         "SLIM": lambda: g("SLIM")(alpha=0.01, l1_ratio=0.2, num_threads=1),
         "item2vec": lambda: g("item2vec")(vector_size=8, epochs=3, negative=2, random_state=0),
+        "GMF": lambda: g("GMF")(factors=4, epochs=2, batch_size=8, random_state=0),
+        "MLP": lambda: g("MLP")(layers=[8, 4], epochs=2, batch_size=8, random_state=0),
+        "NeuMF": lambda: g("NeuMF")(factors=4, layers=[8, 4], pretrain=True, pretrain_epochs=1,
+                                     epochs=1, batch_size=8, random_state=0),
+        "IAutoRec": lambda: g("IAutoRec")(hidden=6, epochs=3, batch_size=4, random_state=0),
+        "UAutoRec": lambda: g("UAutoRec")(hidden=6, epochs=3, batch_size=4, random_state=0),
     }
 
 
@@ -106,7 +112,7 @@ def test_contract(name, tmp_path):
 
 @pytest.mark.parametrize("name", ["KNNBasic", "KNNWithMeans", "KNNWithZScore", "ItemKNNTopN",
                                   "UserKNNTopN", "ContentKNN", "SlopeOne", "KNNBasic-user",
-                                  "KNNWithMeans-user", "KNNWithZScore-user", "NSVD1"])
+                                  "KNNWithMeans-user", "KNNWithZScore-user", "NSVD1", "UAutoRec"])
 def test_anonymous_history_equals_query_by_id(name):
     """recommend(history=[{item: rating}]) == recommend([user]) for history-scored models."""
     from recforge.models import get_model_class

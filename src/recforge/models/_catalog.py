@@ -49,4 +49,10 @@ MODEL_MODULES: dict[str, str] = {
     "VSKNN": "recforge.models.session.baselines",
     "GRU4Rec": "recforge.models.session.gru4rec",
     "SASRec": "recforge.models.session.sasrec",
+    # deep collaborative filtering
+    "GMF": "recforge.models.neural_cf.ncf",
+    "MLP": "recforge.models.neural_cf.ncf",
+    "NeuMF": "recforge.models.neural_cf.ncf",
+    "IAutoRec": "recforge.models.neural_cf.autorec",
+    "UAutoRec": "recforge.models.neural_cf.autorec",
 }
