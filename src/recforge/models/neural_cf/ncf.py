@@ -547,9 +547,33 @@ class NeuMF(_NCF):
                                    weight_decay=float(self.weight_decay))
         return super()._make_optimizer()
 
+    def fit_pretrained(self, train, gmf: GMF, mlp: MLP, *, validation=None) -> NeuMF:
+        """Fit starting from an already trained ``gmf`` and ``mlp`` (of this model's sizes, on
+        ``train``'s id maps) instead of training them here; otherwise as ``fit`` with
+        ``pretrain=True`` (the optimizer of ``optimizer="auto"`` is SGD only when
+        ``pretrain`` is true). Returns ``self``."""
+        for name, model, cls in (("gmf", gmf, GMF), ("mlp", mlp, MLP)):
+            if not isinstance(model, cls) or not hasattr(model, "net_"):
+                raise TypeError(f"NeuMF.fit_pretrained: {name} must be a fitted {cls.__name__}")
+            if model.n_users_ != train.n_users or model.n_items_ != train.n_items:
+                raise ValueError(f"NeuMF.fit_pretrained: {name} was fitted on other id maps")
+        if int(gmf.factors) != int(self.factors) or [int(x) for x in mlp.layers] != [int(x) for x in self.layers]:
+            raise ValueError("NeuMF.fit_pretrained: gmf.factors and mlp.layers must equal this "
+                             "model's factors and layers")
+        self._given = (gmf, mlp)
+        try:
+            return self.fit(train, validation=validation)
+        finally:
+            del self._given
+
     def _initial_net(self, generator, streams, train, validation) -> NCFNet:
         net = self._new_net(generator)
         self.pretrain_history_ = None
+        given = getattr(self, "_given", None)
+        if given is not None:
+            load_pretrained(net, given[0].net_, given[1].net_, float(self.alpha))
+            self.pretrain_history_ = {"gmf": given[0].history_, "mlp": given[1].history_}
+            return net
         if not self.pretrain:
             return net
         seeds = streams.numpy().integers(0, 2**31 - 1, size=2)
