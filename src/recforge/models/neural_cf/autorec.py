@@ -28,7 +28,8 @@ clipped to the rating scale by :meth:`~recforge.models.base.Recommender.predict`
 user or item has no training rating gets a mean instead (the paper's "default rating" for
 unseen users and items): the item's mean when the item has ratings, else the user's, else the
 global mean; such pairs are counted as fallbacks, and an id unknown to the model gets the
-global mean as for every rating model.
+global mean as for every rating model. With ``unobserved_weight`` > 0 every output is trained
+(towards 0 where nothing was observed), so the model's own output is kept instead.
 
 Top-N (``RANKING``): a row's scores are its predicted ratings of every item (unclipped), the
 training items excluded by the caller. I-AutoRec scores user :math:`u` as
@@ -249,12 +250,21 @@ class _AutoRec(NeuralModel, Recommender):
         hidden = 1.0 / (1.0 + np.exp(-(sp.csr_matrix(rows, dtype=np.float64) @ v.T + mu)))
         return hidden @ w.T + b
 
+    def _mean_fallback(self) -> bool:
+        """Whether pairs without training data get means: with the paper's masked loss their
+        outputs are never trained; with ``unobserved_weight`` > 0 every output is (towards 0
+        for what was not observed), and a mean would put never-seen items on top of a
+        ranking."""
+        return float(self.unobserved_weight) == 0.0
+
     def _with_means(self, pred: np.ndarray, users: np.ndarray, items: np.ndarray,
                     user_counts: np.ndarray, item_counts: np.ndarray,
                     user_means: np.ndarray) -> tuple[np.ndarray, int]:
         """Pairs whose user or item has no training rating get the item's, else the user's,
         else the global mean (see the module docstring); returns (pred, number replaced)."""
         bad = (user_counts == 0) | (item_counts == 0)
+        if not self._mean_fallback():
+            return pred, 0
         if bad.any():
             has_item = item_counts[bad] > 0
             has_user = user_counts[bad] > 0
@@ -355,7 +365,7 @@ class IAutoRec(_AutoRec):
         out[:, :k] = self._codes
         out[:, k] = 1.0
         out[:, k + 2] = self.item_mean_
-        empty = self._item_counts() == 0
+        empty = (self._item_counts() == 0) & self._mean_fallback()
         out[empty] = 0.0
         out[empty, k + 1] = 1.0
         return out
@@ -373,6 +383,9 @@ class IAutoRec(_AutoRec):
         out[known, :k] = w[users[known]]
         out[known, k] = b[users[known]]
         out[known, k + 1] = self.user_mean_[users[known]]
+        if not self._mean_fallback():
+            out[known, k + 1] = 0.0
+            return out
         cold = known & (self.user_counts_[np.maximum(users, 0)] == 0)
         out[cold, :k + 1] = 0.0
         out[cold, k + 2] = 1.0
