@@ -138,3 +138,16 @@ def test_same_seed_same_predictions():
 def test_bad_hyperparameters_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         IAutoRec(**kwargs).fit(contract_data())
+
+
+def test_the_implicit_variant_keeps_its_own_outputs_for_unseen_items():
+    """With unobserved_weight > 0 every output is trained towards 0 where nothing was observed,
+    so an item nobody interacted with is not lifted to a mean (it would top every ranking)."""
+    data = _with_cold_parts()
+    model = IAutoRec(hidden=4, epochs=5, batch_size=4, unobserved_weight=1.0).fit(data)
+    pred, counts = model.predict(np.array([10]), np.array([23]), return_fallbacks=True, clip=False)
+    assert MEAN_FALLBACK not in counts
+    with torch.no_grad():  # item 23's input is the zero vector; user 10 is output unit 0
+        expected = float(model.net_(torch.zeros(1, 3))[0, 0])
+    assert pred[0] == pytest.approx(expected, abs=1e-5)
+    assert pred[0] != pytest.approx(3.0)  # not the item / global mean
