@@ -185,13 +185,12 @@ def seconds_per_epoch(model) -> float | None:
 
 # ---------------------------------------------------------------------- rows
 def msr_row(algo: str, impl: str, seed, metrics: dict, seconds_per_epoch_: float | None,
-            params: dict, **extra) -> dict:
+            params: dict) -> dict:
     """One contract row (values rounded to 4 decimals, seconds to 4 significant places)."""
     row = {"algo": algo, "impl": impl, "dataset": DATASET, "seed": seed}
     row.update({key: r4(metrics.get(key)) for key in METRIC_KEYS})
     row["seconds_per_epoch"] = None if seconds_per_epoch_ is None else float(f"{seconds_per_epoch_:.4g}")
     row["params"] = params
-    row.update(extra)
     return row
 
 
@@ -201,7 +200,6 @@ def mean_row(rows: list[dict]) -> dict | None:
         return None
     out = dict(rows[0])
     out["seed"] = "mean"
-    out["seeds"] = [r["seed"] for r in rows]
     for key in (*METRIC_KEYS, "seconds_per_epoch"):
         vals = [r[key] for r in rows if r.get(key) is not None]
         out[key] = (r4(np.mean(vals)) if key != "seconds_per_epoch" else float(f"{np.mean(vals):.4g}")) \

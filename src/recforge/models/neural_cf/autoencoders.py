@@ -30,14 +30,13 @@ from ...metrics.ranking import ndcg_at_k, recall_at_k
 from ...topk import mask_rows, topk_rows
 from ..base import EMBEDDINGS, FOLD_IN, RANKING, Recommender, register
 from ..neural import (
-    GeneratorDropout,
     NeuralModel,
     TrainingLoop,
     attach_generator,
     isolated_global_rng,
 )
 from ..query import FallbackLog, History
-from ._batches import binary_rows, dense_rows, row_batches
+from ._batches import RowBatch, binary_rows, row_batch, row_batches
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +44,28 @@ logger = logging.getLogger(__name__)
 SCORE_CHUNK = 1024
 
 
+def _adam(groups: list[dict], lr: float) -> torch.optim.Optimizer:
+    r"""Adam (Kingma & Ba 2015) over parameter groups (each with its ``weight_decay``: L2 added to
+    the gradient, :math:`g + wd\,\theta`, the gradient of :math:`\tfrac{wd}{2}\lVert\theta
+    \rVert^2`), with torch's fused kernel where the device has one (one pass over each parameter
+    instead of several; about 3x faster steps on CPU), else the default implementation."""
+    groups = [g for g in groups if g["params"]]
+    try:
+        return torch.optim.Adam(groups, lr=lr, fused=True)
+    except (RuntimeError, ValueError):  # pragma: no cover - a device without the fused kernel
+        return torch.optim.Adam(groups, lr=lr)
+
+
 class RowAutoencoder(NeuralModel, Recommender):
     """Base of the models that read a user's (binary) interaction row and score every item.
 
     A subclass provides ``_new_net(generator)`` (an ``nn.Module`` with ``hidden(x, users)``
-    giving the last hidden layer and ``out``, the ``nn.Linear`` output layer) and
-    ``_batch_loss(x, users, state)`` — the loss of one batch of rows, the one function a
-    training step needs (``state`` carries the random streams and the update count), so a
-    distributed trainer can call it per batch.
+    giving the last hidden layer of clean rows and ``out``, the ``nn.Linear`` output layer),
+    ``_param_groups()`` (the optimizer's groups with their weight decay) and
+    ``_batch_loss(batch, state)`` — the loss of one :class:`~._batches.RowBatch`, the one
+    function a training step needs (``state`` carries the noise generator and the update
+    count), so a distributed trainer can call it per batch. ``train_loss`` in the history is
+    that loss; the weight decay the optimizer applies is not part of it.
 
     Scores are the output layer's logits :math:`W' h + b'` (the softmax or sigmoid applied by
     the loss is monotone, so rankings are unchanged); query vectors are :math:`[h; 1]` and item
@@ -101,9 +114,9 @@ class RowAutoencoder(NeuralModel, Recommender):
     def _build_modules(self) -> None:
         self.net_ = self._new_net(torch.Generator().manual_seed(0))
 
-    def _weight_penalty(self) -> torch.Tensor:
-        """:math:`\\sum_l \\lVert W_l \\rVert_F^2` over the weight matrices (biases excluded)."""
-        return sum((m.weight ** 2).sum() for m in self.net_.modules() if isinstance(m, nn.Linear))
+    def _param_groups(self) -> list[dict]:
+        """The optimizer's parameter groups (default: every parameter, no weight decay)."""
+        return [{"params": list(self.net_.parameters()), "weight_decay": 0.0}]
 
     # ------------------------------------------------------------------ training
     def _fit(self, train, *, item_features=None, validation=None) -> None:
@@ -126,7 +139,7 @@ class RowAutoencoder(NeuralModel, Recommender):
         started = time.perf_counter()
         self.net_ = self._new_net(init_gen)
         attach_generator(self.net_, noise_gen)
-        optimizer = torch.optim.Adam(self.net_.parameters(), lr=float(self.learning_rate))
+        optimizer = _adam(self._param_groups(), float(self.learning_rate))
         step_state = {"updates": 0, "generator": noise_gen, "rng": rng}
 
         def train_epoch(epoch: int, loop) -> dict:
@@ -134,9 +147,9 @@ class RowAutoencoder(NeuralModel, Recommender):
             total, count = 0.0, 0
             for rows in row_batches(users.size, int(self.batch_size), rng):
                 batch_users = users[rows]
-                x = dense_rows(x_train, batch_users, device)
-                ids = torch.from_numpy(batch_users).to(device) if self.uses_user_ids else None
-                loss = self._batch_loss(x, ids, step_state)
+                batch = row_batch(x_train, batch_users, device,
+                                  batch_users if self.uses_user_ids else None)
+                loss = self._batch_loss(batch, step_state)
                 total += loop.step(loss, optimizer, self.net_.parameters()) * rows.size
                 count += rows.size
                 step_state["updates"] += 1
@@ -162,7 +175,7 @@ class RowAutoencoder(NeuralModel, Recommender):
         """Extra per-epoch values for the history (e.g. Mult-VAE's KL weight)."""
         return {}
 
-    def _batch_loss(self, x: torch.Tensor, users: torch.Tensor | None, step_state: dict) -> torch.Tensor:
+    def _batch_loss(self, batch: RowBatch, step_state: dict) -> torch.Tensor:
         raise NotImplementedError
 
     def _ranking_validator(self, x_train: sp.csr_matrix, validation):
@@ -191,11 +204,10 @@ class RowAutoencoder(NeuralModel, Recommender):
     # ------------------------------------------------------------------ scoring
     def _hidden(self, users: np.ndarray, rows: sp.csr_matrix) -> torch.Tensor:
         """Last hidden layer (n, d) of the rows (inner users, ``-1`` = unknown or anonymous)."""
-        device = self._device()
-        x = dense_rows(binary_rows(rows), np.arange(rows.shape[0]), device)
-        ids = torch.from_numpy(np.asarray(users, dtype=np.int64)).to(device) if self.uses_user_ids else None
+        batch = row_batch(binary_rows(rows), np.arange(rows.shape[0]), self._device(),
+                          users if self.uses_user_ids else None)
         with torch.no_grad():
-            return self.net_.hidden(x, ids)
+            return self.net_.hidden(batch.x, batch.users)
 
     def _logits(self, users: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
         out = np.empty((rows.shape[0], self.n_items_), dtype=np.float32)
@@ -243,14 +255,14 @@ class RowAutoencoder(NeuralModel, Recommender):
 class _MultNet(nn.Module):
     """Encoder and decoder of Liang et al. (2018), section 2.
 
-    ``dims = [d_1, ..., d_L]`` (e.g. ``[600, 200]``): the encoder maps the L2-normalised,
-    dropped-out row :math:`I \\to d_1 \\to \\dots \\to d_L` and the decoder
+    ``dims = [d_1, ..., d_L]`` (e.g. ``[600, 200]``): the encoder maps the L2-normalised
+    (in training, dropped-out) row :math:`I \\to d_1 \\to \\dots \\to d_L` and the decoder
     :math:`d_L \\to d_{L-1} \\to \\dots \\to d_1 \\to I`, tanh between layers, the output layer
     linear. Variational: the last encoder layer outputs :math:`(\\mu, \\log\\sigma^2)` (2
     :math:`d_L` units, linear); denoising: :math:`d_L` units with tanh.
     """
 
-    def __init__(self, n_items: int, dims: list[int], dropout: float, variational: bool):
+    def __init__(self, n_items: int, dims: list[int], variational: bool):
         super().__init__()
         self.variational = variational
         self.latent = dims[-1]
@@ -260,7 +272,6 @@ class _MultNet(nn.Module):
         dec = [dims[-1], *reversed(dims[:-1])]
         self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dec[:-1], dec[1:], strict=True))
         self.out = nn.Linear(dec[-1], n_items)
-        self.drop = GeneratorDropout(dropout)
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Xavier-uniform weights and N(0, 0.001^2) biases, the initialisation of the paper's code."""
@@ -270,9 +281,9 @@ class _MultNet(nn.Module):
                     nn.init.xavier_uniform_(m.weight, generator=generator)
                     nn.init.normal_(m.bias, std=0.001, generator=generator)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(mu, logvar) of the rows (logvar ``None`` for the denoising autoencoder)."""
-        h = self.drop(nn.functional.normalize(x, dim=1))
+    def encode(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(mu, logvar) of the network's input ``h`` — the L2-normalised rows, dropped out in
+        training (logvar ``None`` for the denoising autoencoder)."""
         for layer in self.encoder:
             h = torch.tanh(layer(h))
         h = self.to_latent(h)
@@ -286,8 +297,8 @@ class _MultNet(nn.Module):
         return z
 
     def hidden(self, x: torch.Tensor, users=None) -> torch.Tensor:
-        """The decoder's last hidden layer at the posterior mean (scoring)."""
-        mu, _ = self.encode(x)
+        """The decoder's last hidden layer of clean rows ``x`` at the posterior mean (scoring)."""
+        mu, _ = self.encode(nn.functional.normalize(x, dim=1))
         return self.decode_hidden(mu)
 
 
@@ -348,10 +359,23 @@ class _MultBase(RowAutoencoder):
 
     def _new_net(self, generator: torch.Generator) -> _MultNet:
         with isolated_global_rng():  # the layers' own initial draws are discarded
-            net = _MultNet(self.n_items_, [int(d) for d in self.hidden_dims], float(self.dropout),
-                           self.variational)
+            net = _MultNet(self.n_items_, [int(d) for d in self.hidden_dims], self.variational)
         net.reset_parameters(generator)
         return net.to(self._device())
+
+    def _param_groups(self) -> list[dict]:
+        """Weight matrices decayed by :math:`2\\lambda` (the gradient of
+        :math:`\\lambda \\lVert W \\rVert_F^2`), biases not."""
+        weights = [m.weight for m in self.net_.modules() if isinstance(m, nn.Linear)]
+        biases = [m.bias for m in self.net_.modules() if isinstance(m, nn.Linear)]
+        return [{"params": weights, "weight_decay": 2.0 * float(self.l2)},
+                {"params": biases, "weight_decay": 0.0}]
+
+    def _input(self, batch: RowBatch, step_state: dict) -> torch.Tensor:
+        """The network's input: each row L2-normalised (a binary row's entries are
+        :math:`1/\\sqrt{|O_u|}`), then dropped out (Liang et al. 2018, §2.3)."""
+        values = torch.rsqrt(batch.counts().clamp(min=1.0))[batch.rows]
+        return batch.corrupted(float(self.dropout), step_state["generator"], values)
 
 
 @register("MultDAE")
@@ -405,14 +429,10 @@ class MultDAE(_MultBase):
     (1, 3)
     """
 
-    def _batch_loss(self, x: torch.Tensor, users, step_state: dict) -> torch.Tensor:
+    def _batch_loss(self, batch: RowBatch, step_state: dict) -> torch.Tensor:
         net = self.net_
-        z, _ = net.encode(x)
-        logits = net.out(net.decode_hidden(z))
-        loss = multinomial_nll(logits, x)
-        if float(self.l2) > 0:
-            loss = loss + float(self.l2) * self._weight_penalty()
-        return loss
+        z, _ = net.encode(self._input(batch, step_state))
+        return multinomial_nll(net.out(net.decode_hidden(z)), batch.x)
 
 
 @register("MultVAE")
@@ -479,17 +499,14 @@ class MultVAE(_MultBase):
         """The KL weight after ``updates`` updates (:func:`kl_weight`)."""
         return kl_weight(updates, float(self.anneal_cap), int(self.total_anneal_steps))
 
-    def _batch_loss(self, x: torch.Tensor, users, step_state: dict) -> torch.Tensor:
+    def _batch_loss(self, batch: RowBatch, step_state: dict) -> torch.Tensor:
         net = self.net_
-        mu, logvar = net.encode(x)
+        mu, logvar = net.encode(self._input(batch, step_state))
         eps = torch.randn(mu.shape, generator=step_state["generator"], device=mu.device, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
         logits = net.out(net.decode_hidden(z))
         beta = self.beta(step_state["updates"])
-        loss = multinomial_nll(logits, x) + beta * gaussian_kl(mu, logvar)
-        if float(self.l2) > 0:
-            loss = loss + float(self.l2) * self._weight_penalty()
-        return loss
+        return multinomial_nll(logits, batch.x) + beta * gaussian_kl(mu, logvar)
 
     def _epoch_extras(self, step_state: dict) -> dict:
         return {"beta": self.beta(max(step_state["updates"] - 1, 0))}

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from ..base import register
-from ..neural import GeneratorDropout, init_parameters, isolated_global_rng
+from ..neural import init_parameters, isolated_global_rng
+from ._batches import RowBatch
 from .autoencoders import RowAutoencoder
 
 ACTIVATIONS = {"identity": lambda t: t, "sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
@@ -24,12 +25,11 @@ class _CDAENet(nn.Module):
     """:math:`z_u = h(W^\\top \\tilde y_u + V_u + b)`, :math:`\\hat y_u = f(W'^\\top z_u + b')`
     (Wu et al. 2016, eq. 3-4); ``out`` computes the logits :math:`W'^\\top z_u + b'`."""
 
-    def __init__(self, n_users: int, n_items: int, hidden: int, corruption: float, activation: str):
+    def __init__(self, n_users: int, n_items: int, hidden: int, activation: str):
         super().__init__()
         self.encoder = nn.Linear(n_items, hidden)
         self.user = nn.Embedding(n_users, hidden)
         self.out = nn.Linear(hidden, n_items)
-        self.corrupt = GeneratorDropout(corruption)
         self.activation = activation
 
     def reset_parameters(self, generator: torch.Generator) -> None:
@@ -39,9 +39,9 @@ class _CDAENet(nn.Module):
             nn.init.normal_(self.user.weight, std=0.01, generator=generator)
 
     def hidden(self, y: torch.Tensor, users: torch.Tensor | None) -> torch.Tensor:
-        """Hidden layer of (corrupted, in training) rows ``y``; ``users`` inner ids, ``-1``
+        """Hidden layer of rows ``y`` (corrupted in training); ``users`` inner ids, ``-1``
         (unknown or anonymous) or ``None``: no user node."""
-        h = self.encoder(self.corrupt(y))
+        h = self.encoder(y)
         if users is not None:
             known = users >= 0
             h = h + self.user(users.clamp(min=0)) * known[:, None].to(h.dtype)
@@ -147,8 +147,7 @@ class CDAE(RowAutoencoder):
 
     def _new_net(self, generator: torch.Generator) -> _CDAENet:
         with isolated_global_rng():
-            net = _CDAENet(self.n_users_, self.n_items_, int(self.hidden), float(self.corruption),
-                           self.activation)
+            net = _CDAENet(self.n_users_, self.n_items_, int(self.hidden), self.activation)
         net.reset_parameters(generator)
         return net.to(self._device())
 
@@ -163,16 +162,23 @@ class CDAE(RowAutoencoder):
         draw = torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype) < p
         return torch.maximum(y, draw.to(y.dtype))
 
-    def _batch_loss(self, y: torch.Tensor, users: torch.Tensor, step_state: dict) -> torch.Tensor:
+    def _param_groups(self) -> list[dict]:
+        """:math:`W, b, W', b'` decayed by :math:`\\lambda` (the gradient of
+        :math:`\\tfrac{\\lambda}{2}\\lVert\\cdot\\rVert^2`); the user nodes are penalised in
+        the loss, for the batch's users only."""
         net = self.net_
-        logits = net.out(net.hidden(y, users))
-        loss = cdae_loss(logits, y, self.loss, self.negative_mask(y, step_state["generator"]))
-        lam = float(self.l2)
-        if lam > 0:
-            penalty = sum((p ** 2).sum() for p in (net.encoder.weight, net.encoder.bias,
-                                                   net.out.weight, net.out.bias))
-            penalty = penalty + (net.user(users) ** 2).sum(dim=1).mean()
-            loss = loss + 0.5 * lam * penalty
+        return [{"params": [*net.encoder.parameters(), *net.out.parameters()],
+                 "weight_decay": float(self.l2)},
+                {"params": list(net.user.parameters()), "weight_decay": 0.0}]
+
+    def _batch_loss(self, batch: RowBatch, step_state: dict) -> torch.Tensor:
+        net = self.net_
+        gen = step_state["generator"]
+        y_in = batch.corrupted(float(self.corruption), gen)
+        logits = net.out(net.hidden(y_in, batch.users))
+        loss = cdae_loss(logits, batch.x, self.loss, self.negative_mask(batch.x, gen))
+        if float(self.l2) > 0:
+            loss = loss + 0.5 * float(self.l2) * (net.user(batch.users) ** 2).sum(dim=1).mean()
         return loss
 
 
