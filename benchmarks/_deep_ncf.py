@@ -212,7 +212,8 @@ def ncf_protocol_rows(args):
 # ---------------------------------------------------------------------- msr75
 #: GMF embedding sizes searched on the validation split (GMF is the cheap part); the tower
 #: is the paper's 64-32-16-8
-MSR_FACTORS = [8, 16, 32]
+MSR_FACTORS = [8, 16]
+MSR_MAX_EPOCHS = 20
 
 
 def msr75_rows(args):
@@ -227,7 +228,7 @@ def msr75_rows(args):
     train0, _ = msr_split(data, seeds[0])
     fit_part, val_part = validation_split(train0, seeds[0])
     common = _common(args, seeds[0])
-    epochs = 2 if quick else MAX_EPOCHS
+    epochs = 2 if quick else MSR_MAX_EPOCHS
     factors = MSR_FACTORS[:1] if quick or getattr(args, "no_tune", False) else MSR_FACTORS
     tried = []
     best_f, best_val, gmf_epochs, gmf_probe = None, -1.0, None, None
