@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from ..base import EMBEDDINGS, RANKING, SIMILAR_ITEMS, Recommender, register
-from ..neural import NeuralModel, init_parameters, isolated_global_rng
+from ..neural import NeuralModel, TrainingLoop, init_parameters, isolated_global_rng
 from ..query import FallbackLog, History
 from ._validation import topn_validator
 
@@ -301,8 +301,6 @@ class _NCF(NeuralModel, Recommender):
             return total / max(users.size, 1)
 
         validate = None if validation is None else topn_validator(self, validation, train, k=10)
-        from ..neural import TrainingLoop
-
         loop = TrainingLoop(int(self.epochs), name=type(self).__name__, validate=validate,
                             patience=self.patience, monitor="ndcg@10", mode="max",
                             restore_best=self.restore_best, verbose=self.verbose)
