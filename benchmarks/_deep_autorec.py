@@ -144,7 +144,8 @@ def msr75_rows(args):
             model = _cls(algo)(**{**BASE, **params}, random_state=seed, device=getattr(args, "device", "cpu"),
                                n_threads=getattr(args, "threads", 1)).fit(train)
             row = msr_row(algo, "recforge", seed, evaluate_recforge(model, train, test),
-                          seconds_per_epoch(model), {**BASE, **params}, validation=tried)
+                          seconds_per_epoch(model), {**BASE, **params})
+            row["validation"] = tried
             per_algo[algo].append(row)
             yield row
     for rows_ in per_algo.values():

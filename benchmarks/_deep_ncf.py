@@ -270,7 +270,8 @@ def msr75_rows(args):
             if algo not in algos:
                 continue
             row = msr_row(algo, "recforge", seed, evaluate_recforge(model, train, test),
-                          seconds_per_epoch(model), params, validation=tried)
+                          seconds_per_epoch(model), params)
+            row["validation"] = tried
             per_algo[algo].append(row)
             yield row
     for algo, rows in per_algo.items():
