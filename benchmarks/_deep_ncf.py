@@ -253,7 +253,14 @@ def msr75_rows(args):
                   "val_ndcg@10": r4(max(v for v in probe.history_["val_ndcg@10"] if v is not None))})
     note(f"ncf msr75: validation {tried}")
 
+    runner = None
+    if getattr(args, "reference", "none") not in (None, "none"):
+        from _deep_common import ReferenceRunner, find_reference_python
+
+        ref = find_reference_python(args)
+        runner = ReferenceRunner(*ref) if ref is not None else None
     per_algo: dict[str, list[dict]] = {a: [] for a in ("GMF", "MLP", "NeuMF")}
+    theirs: list[dict] = []
     for seed in seeds:
         train, test = msr_split(data, seed)
         common = {**_common(args, seed), **MSR_NCF_PARAMS}
@@ -274,6 +281,12 @@ def msr75_rows(args):
             row["validation"] = tried
             per_algo[algo].append(row)
             yield row
+        if runner is not None and "NeuMF" in algos:
+            row = _reference_neumf(runner, args, train, test, seed, best_f)
+            theirs.append(row)
+            yield row
+    if theirs:
+        yield mean_row(theirs)
     for algo, rows in per_algo.items():
         mean = mean_row(rows)
         if mean is None:
@@ -284,6 +297,27 @@ def msr75_rows(args):
             mean["reaches_target"] = bool(mean["ndcg@10"] >= round(target["ndcg@10"], 4)
                                           and mean["p@10"] >= round(target["p@10"], 4))
         yield mean
+
+
+#: RecBole's NeuMF, matched where the two implementations share a meaning: the same sizes,
+#: negatives, batch and learning rate (Adam); trained from scratch (RecBole pre-trains only
+#: from saved files) for MSR_MAX_EPOCHS epochs, dropout 0
+def _reference_neumf(runner, args, train, test, seed: int, factors: int) -> dict:
+    from _deep_common import eval_rows, msr_metrics
+
+    params = {"mf_embedding_size": factors, "mlp_embedding_size": MLP_PARAMS["layers"][0] // 2,
+              "mlp_hidden_size": MLP_PARAMS["layers"][1:], "dropout_prob": 0.0, "use_pretrain": False,
+              "learning_rate": MSR_NCF_PARAMS["learning_rate"],
+              "train_batch_size": MSR_NCF_PARAMS["batch_size"],
+              "train_neg_sample_args": {"distribution": "uniform", "sample_num": MSR_NCF_PARAMS["num_ng"],
+                                        "alpha": 1.0, "dynamic": False, "candidate_num": 0}}
+    _, ids, timing = runner.run("NeuMF", params, train, test, seed=seed, threads=getattr(args, "threads", 1),
+                                epochs=MSR_MAX_EPOCHS)
+    _, relevant, _ = eval_rows(train, test)
+    secs = timing.get("epoch_seconds") or []
+    return msr_row("NeuMF", runner.library, seed, msr_metrics(ids, relevant),
+                   float(np.mean(secs)) if secs else None,
+                   {**params, "epochs": MSR_MAX_EPOCHS, "version": timing.get("version")})
 
 
 def rows(args):
@@ -311,6 +345,9 @@ if __name__ == "__main__":
     ap.add_argument("--no-tune", action="store_true")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--protocols", dest="ncf_protocols", nargs="*", choices=("ncf", "msr75"))
+    ap.add_argument("--reference", default="none", choices=("recbole", "none"),
+                    help="also run RecBole's NeuMF on the msr75 splits (its own environment)")
+    ap.add_argument("--reference-python")
     a = ap.parse_args()
     for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(var, str(a.threads))
