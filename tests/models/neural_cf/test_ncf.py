@@ -52,7 +52,7 @@ def test_gmf_logit_is_eq_9():
     p, q = net.user_gmf.weight[u].detach().numpy(), net.item_gmf.weight[i].detach().numpy()
     h, b = net.out.weight[0].detach().numpy(), float(net.out.bias.detach()[0])
     expected = sum(h[f] * p[f] * q[f] for f in range(3)) + b
-    got = float(net(torch.tensor([u]), torch.tensor([i]))[0])
+    got = float(net(torch.tensor([u]), torch.tensor([i])).detach()[0])
     assert got == pytest.approx(expected, rel=1e-12)
 
 
@@ -69,7 +69,7 @@ def test_mlp_logit_is_eq_10():
     u, i = 1, 6
     z = _mlp_by_hand(net, u, i)
     expected = float(net.out.weight[0].detach().numpy() @ z + float(net.out.bias.detach()[0]))
-    assert float(net(torch.tensor([u]), torch.tensor([i]))[0]) == pytest.approx(expected, rel=1e-12)
+    assert float(net(torch.tensor([u]), torch.tensor([i])).detach()[0]) == pytest.approx(expected, rel=1e-12)
 
 
 def test_neumf_logit_is_eq_11_12():
@@ -78,7 +78,7 @@ def test_neumf_logit_is_eq_11_12():
     gmf = (net.user_gmf.weight[u] * net.item_gmf.weight[i]).detach().numpy()
     phi = np.concatenate([gmf, _mlp_by_hand(net, u, i)])
     expected = float(net.out.weight[0].detach().numpy() @ phi + float(net.out.bias.detach()[0]))
-    assert float(net(torch.tensor([u]), torch.tensor([i]))[0]) == pytest.approx(expected, rel=1e-12)
+    assert float(net(torch.tensor([u]), torch.tensor([i])).detach()[0]) == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("factors, layers", [(3, []), (0, [6, 4, 2]), (0, [6]), (3, [6, 4])])
