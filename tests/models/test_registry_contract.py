@@ -90,6 +90,12 @@ def _factories():
                                               n_negatives=4, n_epochs=2, batch_size=8, random_state=0),
         "DCNv2": lambda: g("DCNv2")(embedding_dim=4, hidden=[8], n_cross=2, rank=3, n_epochs=2,
                                     batch_size=8, random_state=0),
+        "GMF": lambda: g("GMF")(factors=4, epochs=2, batch_size=8, random_state=0),
+        "MLP": lambda: g("MLP")(layers=[8, 4], epochs=2, batch_size=8, random_state=0),
+        "NeuMF": lambda: g("NeuMF")(factors=4, layers=[8, 4], pretrain=True, pretrain_epochs=1,
+                                     epochs=1, batch_size=8, random_state=0),
+        "IAutoRec": lambda: g("IAutoRec")(hidden=6, epochs=3, batch_size=4, random_state=0),
+        "UAutoRec": lambda: g("UAutoRec")(hidden=6, epochs=3, batch_size=4, random_state=0),
     }
 
 
@@ -127,7 +133,7 @@ def test_contract(name, tmp_path):
 
 @pytest.mark.parametrize("name", ["KNNBasic", "KNNWithMeans", "KNNWithZScore", "ItemKNNTopN",
                                   "UserKNNTopN", "ContentKNN", "SlopeOne", "KNNBasic-user",
-                                  "KNNWithMeans-user", "KNNWithZScore-user", "NSVD1"])
+                                  "KNNWithMeans-user", "KNNWithZScore-user", "NSVD1", "UAutoRec"])
 def test_anonymous_history_equals_query_by_id(name):
     """recommend(history=[{item: rating}]) == recommend([user]) for history-scored models."""
     from recforge.models import get_model_class

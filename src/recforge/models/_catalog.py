@@ -60,4 +60,9 @@ MODEL_MODULES: dict[str, str] = {
     "MultDAE": "recforge.models.neural_cf.autoencoders",
     "MultVAE": "recforge.models.neural_cf.autoencoders",
     "CDAE": "recforge.models.neural_cf.cdae",
+    "GMF": "recforge.models.neural_cf.ncf",
+    "MLP": "recforge.models.neural_cf.ncf",
+    "NeuMF": "recforge.models.neural_cf.ncf",
+    "IAutoRec": "recforge.models.neural_cf.autorec",
+    "UAutoRec": "recforge.models.neural_cf.autorec",
 }
