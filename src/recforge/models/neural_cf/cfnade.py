@@ -93,14 +93,13 @@ def ordered_hidden(net: CFNADENet, batch: RatingRows, order_keys: torch.Tensor) 
     perm = perm[torch.argsort(batch.rows[perm], stable=True)]
     rows = batch.rows[perm]
     contrib = net.input_weights()[batch.levels[perm], batch.items[perm]]  # (nnz, H)
+    # exclusive cumulative sum within each row, from one flat running sum (float64, so that
+    # subtracting the sum of the rows before loses nothing)
+    running = torch.cumsum(contrib.double(), dim=0) - contrib.double()
     counts = torch.bincount(rows, minlength=batch.n_rows)
-    longest = int(counts.max()) if counts.numel() else 0
     starts = torch.cumsum(counts, 0) - counts
-    pos = torch.arange(rows.numel(), device=rows.device) - starts[rows]
-    padded = contrib.new_zeros(batch.n_rows, max(longest, 1), contrib.shape[1])
-    padded[rows, pos] = contrib
-    before = torch.cumsum(padded, dim=1) - padded  # exclusive: the ratings before position i
-    return perm, torch.tanh(net.c + before[rows, pos])
+    before = (running - running[starts[rows]]).to(contrib.dtype)
+    return perm, torch.tanh(net.c + before)
 
 
 def cfnade_loss(net: CFNADENet, batch: RatingRows, order_keys: torch.Tensor,
