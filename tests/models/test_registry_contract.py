@@ -74,6 +74,11 @@ def _factories():
         "EASE": lambda: g("EASE")(l2=2.0),
         "SLIM": lambda: g("SLIM")(alpha=0.01, l1_ratio=0.2, num_threads=1),
         "item2vec": lambda: g("item2vec")(vector_size=8, epochs=3, negative=2, random_state=0),
+        "MetaProd2Vec": lambda: g("MetaProd2Vec")(vector_size=8, epochs=3, negative=2, window=2,
+                                                  random_state=0),
+        "RBM": lambda: g("RBM")(n_hidden=6, epochs=3, batch_size=4, cd_k=1, cd_k_final=2,
+                                random_state=0),
+        "CFNADE": lambda: g("CFNADE")(n_hidden=6, epochs=3, batch_size=4, random_state=0),
     }
 
 
@@ -99,7 +104,8 @@ def test_contract(name, tmp_path):
         check_session_contract(factory, tmp_path=tmp_path)
         return
     data = contract_data()
-    kwargs = {"item_features": _contract_features(data)} if name == "ContentKNN" else {}
+    kwargs = {"item_features": _contract_features(data)} if name in ("ContentKNN", "MetaProd2Vec") \
+        else {}
     check_model_contract(factory, data, tmp_path=tmp_path, fit_kwargs=kwargs,
                          atol=1e-6 if name == "ContentKNN" else 0.0)
 

@@ -93,8 +93,34 @@ def sgns_update(syn0, syn1, inp, target, cum, negative, lr, state, work, fixed):
 
 
 @njit(cache=True)
+def _pair_update(syn0, syn1, inp, target, cum, negative, lr, state, work, fixed,
+                 meta_indptr, meta_indices, meta_weight, meta_cum):
+    """The SGNS step of the pair (input item ``inp``, target item ``target``) and, with item
+    metadata (``meta_indptr`` non-empty: item ``i``'s metadata tokens are
+    ``meta_indices[meta_indptr[i]:meta_indptr[i+1]]``), the meta-prod2vec pairs it implies at
+    learning rate ``meta_weight * lr``: the target's metadata given the input item (M|I), the
+    target item given the input's metadata (J|M) and the target's metadata given the input's
+    (M|M); metadata targets draw their negatives from ``meta_cum``. Returns the new state."""
+    state = sgns_update(syn0, syn1, inp, target, cum, negative, lr, state, work, fixed)
+    if meta_indptr.size == 0:
+        return state
+    mlr = meta_weight * lr
+    for a in range(meta_indptr[target], meta_indptr[target + 1]):
+        state = sgns_update(syn0, syn1, inp, meta_indices[a], meta_cum, negative, mlr, state,
+                            work, fixed)
+    for b in range(meta_indptr[inp], meta_indptr[inp + 1]):
+        state = sgns_update(syn0, syn1, meta_indices[b], target, cum, negative, mlr, state,
+                            work, fixed)
+        for a in range(meta_indptr[target], meta_indptr[target + 1]):
+            state = sgns_update(syn0, syn1, meta_indices[b], meta_indices[a], meta_cum, negative,
+                                mlr, state, work, fixed)
+    return state
+
+
+@njit(cache=True)
 def train_sgns(items, offsets, keep_prob, syn0, syn1, cum, negative, window, epochs, alpha,
-               min_alpha, seed, contexts, fixed):
+               min_alpha, seed, contexts, fixed, meta_indptr, meta_indices, meta_weight,
+               meta_cum):
     """SGNS over the sequences ``items[offsets[s]:offsets[s+1]]`` for ``epochs`` passes.
 
     Each pass subsamples every sequence (``keep_prob`` per item), then each position's item is
@@ -103,7 +129,10 @@ def train_sgns(items, offsets, keep_prob, syn0, syn1, cum, negative, window, epo
     drawn uniformly among the others (with replacement), or every other position when
     ``contexts <= 0``. The learning rate decays linearly with the share of occurrences
     processed, updated at each sequence. Items in ``fixed`` are not updated (see
-    :func:`sgns_update`). Returns the generator's final state."""
+    :func:`sgns_update`). With item metadata (meta-prod2vec, see :func:`_pair_update`) every
+    item pair adds its metadata pairs, and every kept position its item given its own metadata
+    (I|M), all at ``meta_weight`` times the learning rate. Returns the generator's final
+    state."""
     state = np.uint64(seed)
     n_seq = offsets.size - 1
     total = items.size
@@ -127,6 +156,11 @@ def train_sgns(items, offsets, keep_prob, syn0, syn1, cum, negative, window, epo
                 buf[n] = it
                 n += 1
             for pos in range(n):
+                if meta_indptr.size:  # I|M: the item given its own metadata
+                    it = buf[pos]
+                    for b in range(meta_indptr[it], meta_indptr[it + 1]):
+                        state = sgns_update(syn0, syn1, meta_indices[b], it, cum, negative,
+                                            meta_weight * lr, state, work, fixed)
                 if window <= 0 and contexts > 0:
                     if n < 2:
                         break
@@ -136,15 +170,17 @@ def train_sgns(items, offsets, keep_prob, syn0, syn1, cum, negative, window, epo
                         q = np.int64(q)
                         if q >= pos:
                             q += 1
-                        state = sgns_update(syn0, syn1, buf[q], buf[pos], cum, negative, lr,
-                                            state, work, fixed)
+                        state = _pair_update(syn0, syn1, buf[q], buf[pos], cum, negative, lr,
+                                             state, work, fixed, meta_indptr, meta_indices,
+                                             meta_weight, meta_cum)
                     continue
                 lo = 0 if window <= 0 else max(0, pos - window)
                 hi = n if window <= 0 else min(n, pos + window + 1)
                 for q in range(lo, hi):
                     if q != pos:
-                        state = sgns_update(syn0, syn1, buf[q], buf[pos], cum, negative, lr,
-                                            state, work, fixed)
+                        state = _pair_update(syn0, syn1, buf[q], buf[pos], cum, negative, lr,
+                                             state, work, fixed, meta_indptr, meta_indices,
+                                             meta_weight, meta_cum)
     return state
 
 
@@ -354,7 +390,13 @@ class Item2Vec(Recommender):
                        syn0, syn1, negative_weights(counts, float(self.ns_exponent)),
                        int(self.negative), 0 if self.window is None else int(self.window),
                        int(epochs), float(alpha), float(self.min_alpha), seed,
-                       0 if self.contexts is None else int(self.contexts), fixed)
+                       0 if self.contexts is None else int(self.contexts), fixed,
+                       *self._sgns_meta(counts))
+
+    def _sgns_meta(self, counts: np.ndarray) -> tuple:
+        """Item metadata for the kernel (meta-prod2vec): (meta_indptr, meta_indices,
+        meta_weight, meta_cum); item2vec has none."""
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), 0.0, np.zeros(0, np.float64)
 
     def _finish(self, syn0, syn1, users: np.ndarray | None) -> None:
         """Store the vectors (items without one zeroed) and the query vectors of ``users``
