@@ -26,7 +26,8 @@ def _train_python(items, offsets, keep_prob, syn0, syn1, cum, negative, window, 
                   min_alpha, seed, contexts=0, fixed=(), meta=None):
     """word2vec's skip-gram with negative sampling, one pair at a time, in plain Python; with
     ``meta = (indptr, tokens, weight, meta_cum)`` the meta-prod2vec pairs of Vasile et al.
-    (2016): per kept position I|M, per item pair J|I then M|I, J|M and M|M."""
+    (2016): per kept position I|M, per item pair J|I then M|I, J|M and M|M, one metadata
+    token drawn per item and pair."""
     state = seed
 
     def pair(inp, target, weights, lr):
@@ -49,8 +50,13 @@ def _train_python(items, offsets, keep_prob, syn0, syn1, cum, negative, window, 
         if inp not in fixed:
             syn0[inp] += grad_in
 
-    def metas(item):
-        return [] if meta is None else list(meta[1][meta[0][item]:meta[0][item + 1]])
+    def token(item):  # one metadata token drawn uniformly, as the kernel draws it
+        nonlocal state
+        n = meta[0][item + 1] - meta[0][item]
+        if n == 0:
+            return None
+        state = _lcg(state)
+        return int(meta[1][meta[0][item] + (state >> 16) % n])
 
     total = len(items)
     for epoch in range(epochs):
@@ -67,8 +73,11 @@ def _train_python(items, offsets, keep_prob, syn0, syn1, cum, negative, window, 
                         continue
                 kept.append(it)
             for pos, center in enumerate(kept):
-                for b in metas(center):  # I|M
-                    pair(b, center, cum, mlr)
+                if meta is not None:  # I|M
+                    b = token(center)
+                    if b is not None:
+                        pair(b, center, cum, mlr)
+                        pair(center, b, meta[3], mlr)
                 if window <= 0 and contexts > 0:  # drawn one at a time, before its update
                     if len(kept) < 2:
                         break
@@ -83,11 +92,15 @@ def _train_python(items, offsets, keep_prob, syn0, syn1, cum, negative, window, 
                         q = q + 1 if q >= pos else q
                     ctx = kept[q]
                     pair(ctx, center, cum, lr)  # J|I
-                    for a in metas(center):  # M|I
+                    if meta is None:
+                        continue
+                    a = token(center)
+                    if a is not None:  # M|I
                         pair(ctx, a, meta[3], mlr)
-                    for b in metas(ctx):
+                    b = token(ctx)
+                    if b is not None:
                         pair(b, center, cum, mlr)  # J|M
-                        for a in metas(center):  # M|M
+                        if a is not None:  # M|M
                             pair(b, a, meta[3], mlr)
     return state
 

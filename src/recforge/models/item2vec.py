@@ -93,27 +93,38 @@ def sgns_update(syn0, syn1, inp, target, cum, negative, lr, state, work, fixed):
 
 
 @njit(cache=True)
+def _draw_token(state, meta_indptr, meta_indices, item):
+    """The next state and one of ``item``'s metadata tokens drawn uniformly (-1: it has none)."""
+    n = meta_indptr[item + 1] - meta_indptr[item]
+    if n == 0:
+        return state, -1
+    state = _lcg(state)
+    return state, meta_indices[meta_indptr[item] + np.int64((state >> np.uint64(16)) % np.uint64(n))]
+
+
+@njit(cache=True)
 def _pair_update(syn0, syn1, inp, target, cum, negative, lr, state, work, fixed,
                  meta_indptr, meta_indices, meta_weight, meta_cum):
     """The SGNS step of the pair (input item ``inp``, target item ``target``) and, with item
     metadata (``meta_indptr`` non-empty: item ``i``'s metadata tokens are
     ``meta_indices[meta_indptr[i]:meta_indptr[i+1]]``), the meta-prod2vec pairs it implies at
-    learning rate ``meta_weight * lr``: the target's metadata given the input item (M|I), the
-    target item given the input's metadata (J|M) and the target's metadata given the input's
-    (M|M); metadata targets draw their negatives from ``meta_cum``. Returns the new state."""
+    learning rate ``meta_weight * lr``, each with one metadata token drawn uniformly per item
+    (so that a pair costs four SGNS steps whatever the number of tokens): the target's token
+    given the input item (M|I), the target item given the input's token (J|M) and the target's
+    token given the input's (M|M); token targets draw their negatives from ``meta_cum``.
+    Returns the new state."""
     state = sgns_update(syn0, syn1, inp, target, cum, negative, lr, state, work, fixed)
     if meta_indptr.size == 0:
         return state
     mlr = meta_weight * lr
-    for a in range(meta_indptr[target], meta_indptr[target + 1]):
-        state = sgns_update(syn0, syn1, inp, meta_indices[a], meta_cum, negative, mlr, state,
-                            work, fixed)
-    for b in range(meta_indptr[inp], meta_indptr[inp + 1]):
-        state = sgns_update(syn0, syn1, meta_indices[b], target, cum, negative, mlr, state,
-                            work, fixed)
-        for a in range(meta_indptr[target], meta_indptr[target + 1]):
-            state = sgns_update(syn0, syn1, meta_indices[b], meta_indices[a], meta_cum, negative,
-                                mlr, state, work, fixed)
+    state, a = _draw_token(state, meta_indptr, meta_indices, target)
+    if a >= 0:
+        state = sgns_update(syn0, syn1, inp, a, meta_cum, negative, mlr, state, work, fixed)
+    state, b = _draw_token(state, meta_indptr, meta_indices, inp)
+    if b >= 0:
+        state = sgns_update(syn0, syn1, b, target, cum, negative, mlr, state, work, fixed)
+        if a >= 0:
+            state = sgns_update(syn0, syn1, b, a, meta_cum, negative, mlr, state, work, fixed)
     return state
 
 
@@ -130,8 +141,8 @@ def train_sgns(items, offsets, keep_prob, syn0, syn1, cum, negative, window, epo
     ``contexts <= 0``. The learning rate decays linearly with the share of occurrences
     processed, updated at each sequence. Items in ``fixed`` are not updated (see
     :func:`sgns_update`). With item metadata (meta-prod2vec, see :func:`_pair_update`) every
-    item pair adds its metadata pairs, and every kept position its item given its own metadata
-    (I|M), all at ``meta_weight`` times the learning rate. Returns the generator's final
+    item pair adds its metadata pairs, and every kept position the pairs of its item and one of
+    its own metadata tokens, both ways (I|M and its mirror), all at ``meta_weight`` times the learning rate. Returns the generator's final
     state."""
     state = np.uint64(seed)
     n_seq = offsets.size - 1
@@ -156,10 +167,12 @@ def train_sgns(items, offsets, keep_prob, syn0, syn1, cum, negative, window, epo
                 buf[n] = it
                 n += 1
             for pos in range(n):
-                if meta_indptr.size:  # I|M: the item given its own metadata
-                    it = buf[pos]
-                    for b in range(meta_indptr[it], meta_indptr[it + 1]):
-                        state = sgns_update(syn0, syn1, meta_indices[b], it, cum, negative,
+                if meta_indptr.size:  # I|M: the item and one of its own tokens, both ways
+                    state, b = _draw_token(state, meta_indptr, meta_indices, buf[pos])
+                    if b >= 0:
+                        state = sgns_update(syn0, syn1, b, buf[pos], cum, negative,
+                                            meta_weight * lr, state, work, fixed)
+                        state = sgns_update(syn0, syn1, buf[pos], b, meta_cum, negative,
                                             meta_weight * lr, state, work, fixed)
                 if window <= 0 and contexts > 0:
                     if n < 2:
