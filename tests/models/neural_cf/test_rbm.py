@@ -29,7 +29,7 @@ def _cd_slow(W, bv, bh, users, hu, vu):
     e0 = 0
     recon_all = []
     for u, rated in enumerate(users):
-        def hidden(states):  # states: per rated item a (K,) vector of visible states
+        def hidden(states, rated=rated):  # per rated item a (K,) vector of visible states
             return _sigmoid(bh + sum(states[j] @ W[i] for j, (i, _) in enumerate(rated)))
 
         data = [np.eye(K)[lvl] for _, lvl in rated]
