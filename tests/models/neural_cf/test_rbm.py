@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recforge.models.neural_cf._ratings import RatingRows
-from recforge.models.neural_cf.rbm import RBM, cd_gradients, momentum_step
+from recforge.models.neural_cf.rbm import RBM, cd_gradients, cd_gradients_dense, momentum_step
 from tests.models.contract import contract_data
 
 
@@ -144,3 +144,43 @@ def test_bad_hyperparameters_name_the_parameter(params, match):
 def test_one_rating_level_is_refused():
     with pytest.raises(ValueError, match="at least two rating levels"):
         RBM().fit(contract_data("implicit"))
+
+
+@pytest.mark.parametrize("T", [1, 3])
+def test_dense_cd_step_is_the_sparse_one_over_every_item(T):
+    """unrated="level": every (user, item) is a visible unit whose state 0 is "unrated"."""
+    rng = np.random.default_rng(1)
+    B, n, K, F = 3, 4, 3, 5
+    W = rng.normal(0, 0.5, (n, K, F))
+    bv, bh = rng.normal(0, 0.3, (n, K)), rng.normal(0, 0.3, F)
+    states = rng.integers(0, K, (B, n))
+    hu = [rng.random((B, F)) for _ in range(T)]
+    vu = [rng.random((B, n)) for _ in range(T - 1)]
+    t = [torch.from_numpy(x) for x in (W, bv, bh)]
+    dense = cd_gradients_dense(*t, torch.from_numpy(states), [torch.from_numpy(x) for x in hu],
+                               [torch.from_numpy(x) for x in vu])
+    rows, items = np.divmod(np.arange(B * n), n)
+    batch = RatingRows(torch.from_numpy(rows), torch.from_numpy(items),
+                       torch.from_numpy(states.ravel()), B)
+    sparse = cd_gradients(*t, batch, [torch.from_numpy(x) for x in hu],
+                          [torch.from_numpy(x.ravel()) for x in vu])
+    for a, b in zip(dense[:3], sparse[:3], strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dense[3].numpy().reshape(-1, K), sparse[3].numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("score", ["rated", "joint", "expected"])
+def test_the_unrated_level_variant_runs_the_contract(score, tmp_path):
+    from tests.models.contract import check_model_contract
+
+    model = check_model_contract(lambda: RBM(n_hidden=5, epochs=3, batch_size=4, unrated="level",
+                                             ranking_score=score, random_state=0),
+                                 contract_data(), tmp_path=tmp_path)
+    assert model.params_.W.shape[1] == 6  # five levels and "unrated"
+
+
+def test_presence_scores_need_the_unrated_level():
+    with pytest.raises(ValueError, match="ranking_score"):
+        RBM(ranking_score="rated").fit(contract_data())
+    with pytest.raises(ValueError, match="unrated"):
+        RBM(unrated="zero").fit(contract_data())

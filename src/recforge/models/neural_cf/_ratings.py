@@ -34,6 +34,8 @@ from ..query import FallbackLog, History
 logger = logging.getLogger(__name__)
 
 RANKING_SCORES = ("expected", "mode")
+#: scores of models with an "unrated" state (the RBM with ``unrated="level"``)
+PRESENCE_SCORES = ("rated", "joint")
 MAX_LEVELS = 64
 
 
@@ -54,9 +56,10 @@ class RatingRows:
                    torch.from_numpy(np.asarray(levels, dtype=np.int64)).to(device), n_rows)
 
 
-def check_ranking_score(owner: str, value: str) -> None:
-    if value not in RANKING_SCORES:
-        raise ValueError(f"{owner}: ranking_score must be one of {RANKING_SCORES}, got {value!r}")
+def check_ranking_score(owner: str, value: str, presence: bool = False) -> None:
+    allowed = RANKING_SCORES + (PRESENCE_SCORES if presence else ())
+    if value not in allowed:
+        raise ValueError(f"{owner}: ranking_score must be one of {allowed}, got {value!r}")
 
 
 class RatingDistributionModel(NeuralModel, Recommender):
@@ -150,8 +153,22 @@ class RatingDistributionModel(NeuralModel, Recommender):
             logits = self._logits(self._hidden(batch)).double()
         return torch.softmax(logits, dim=-1)
 
+    #: True when the distribution's first state is "unrated" (then ``_logits`` has K + 1 states)
+    def _has_unrated_state(self) -> bool:
+        return False
+
     def _scores_of(self, probs: torch.Tensor, how: str) -> torch.Tensor:
+        """Per item: ``how`` of the distribution (see the module docstring); with an "unrated"
+        state the levels' probabilities are conditioned on a rating first, and "rated" is the
+        probability of a rating, "joint" the expected rating with "unrated" counted as 0."""
         values = torch.as_tensor(self.levels_, dtype=probs.dtype, device=probs.device)
+        if self._has_unrated_state():
+            rated = 1.0 - probs[..., 0]
+            if how == "rated":
+                return rated
+            if how == "joint":
+                return probs[..., 1:] @ values
+            probs = probs[..., 1:] / rated.clamp_min(1e-300).unsqueeze(-1)
         if how == "expected":
             return probs @ values
         best, arg = probs.max(dim=-1)

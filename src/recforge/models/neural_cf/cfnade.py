@@ -234,4 +234,7 @@ class CFNADE(RatingDistributionModel):
         return torch.tanh(pre)
 
     def _logits(self, h: torch.Tensor) -> torch.Tensor:
-        return self.net_.scores(h)
+        # float64: a row's scores must not depend on the other rows of its batch
+        net = self.net_
+        per_level = torch.einsum("nh,kih->nik", h.double(), net.V.double()) + net.b.double().T
+        return torch.cumsum(per_level, dim=-1)

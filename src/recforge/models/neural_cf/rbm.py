@@ -128,6 +128,40 @@ def cd_gradients(W: torch.Tensor, bv: torch.Tensor, bh: torch.Tensor, batch: Rat
     return dW.view(n_items, K, F) * scale, dbv * scale, dbh * scale, recon
 
 
+def cd_gradients_dense(W: torch.Tensor, bv: torch.Tensor, bh: torch.Tensor, states: torch.Tensor,
+                       hidden_uniforms: list[torch.Tensor], visible_uniforms: list[torch.Tensor]
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`cd_gradients` when *every* item is a visible unit (``unrated="level"``): ``states``
+    (n_rows, n_items) holds each unit's state (0 = unrated, ``k + 1`` = level ``k``), the
+    visible uniforms are (n_rows, n_items). The same chain as :func:`cd_gradients` over all
+    (row, item) entries in row-major order, written as dense matrix products of one mini-batch.
+    Returns ``(dW, dbv, dbh, reconstruction (n_rows, n_items, K + 1))``."""
+    T = len(hidden_uniforms)
+    if T < 1 or len(visible_uniforms) != T - 1:
+        raise ValueError("cd_gradients_dense needs T >= 1 hidden and T - 1 visible uniform tensors")
+    n_items, K, F = W.shape
+    B = states.shape[0]
+    flat = W.reshape(n_items * K, F)
+    data = torch.nn.functional.one_hot(states, K).to(W.dtype)
+    ph0 = torch.sigmoid(bh + data.reshape(B, -1) @ flat)
+    ph = ph0
+    recon = None
+    for t in range(T):
+        h = (hidden_uniforms[t] < ph).to(W.dtype)
+        probs = torch.softmax(bv + (h @ flat.T).view(B, n_items, K), dim=2)
+        if t < T - 1:
+            drawn = sample_levels(probs.reshape(-1, K), visible_uniforms[t].reshape(-1)).view(B, n_items)
+            sampled = torch.nn.functional.one_hot(drawn, K).to(W.dtype)
+            ph = torch.sigmoid(bh + sampled.reshape(B, -1) @ flat)
+        else:
+            recon = probs
+    phT = torch.sigmoid(bh + recon.reshape(B, -1) @ flat)
+    scale = 1.0 / max(B, 1)
+    dW = data.reshape(B, -1).T @ ph0 - recon.reshape(B, -1).T @ phT
+    return (dW.view(n_items, K, F) * scale, (data - recon).sum(0) * scale, (ph0 - phT).sum(0) * scale,
+            recon)
+
+
 def momentum_step(param: torch.Tensor, velocity: torch.Tensor, grad: torch.Tensor, lr: float,
                   momentum: float, weight_decay: float = 0.0) -> None:
     r"""In place: :math:`\Delta \leftarrow \mu \Delta + \epsilon(g - \lambda\theta)`,
@@ -157,8 +191,17 @@ class RBM(RatingDistributionModel):
     cd_k_final : int, optional
         :math:`T` in the last epoch, reached linearly (None: ``cd_k`` throughout).
     init_std : float, default 0.01
-    ranking_score : {"expected", "mode"}, default "expected"
-        Score of a list (see :mod:`recforge.models.neural_cf._ratings`).
+    ranking_score : {"expected", "mode", "rated", "joint"}, default "expected"
+        Score of a list (see :mod:`recforge.models.neural_cf._ratings`); "rated" (the
+        probability that the user rates the item) and "joint" (the expected rating, "unrated"
+        counting 0) need ``unrated="level"``.
+    unrated : {"ignore", "level"}, default "ignore"
+        "ignore" is the paper's model: a user's unrated items have no visible unit. "level" is
+        our variant for top-N lists (not the paper's): every item is a visible unit and
+        "unrated" is one more softmax state, so the model also learns *which* items a user
+        rates — the signal a ranking needs and the paper's model does not have. Trained by the
+        same CD chain (:func:`cd_gradients_dense`) over all items of a mini-batch of users;
+        predicted ratings are then conditioned on a rating.
     patience : int, optional
         With ``validation`` in ``fit``: stop after this many epochs without a lower
         validation RMSE (the weights of the best epoch are kept).
@@ -181,8 +224,9 @@ class RBM(RatingDistributionModel):
     def __init__(self, n_hidden: int = 100, epochs: int = 30, batch_size: int = 100,
                  learning_rate: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.001,
                  cd_k: int = 1, cd_k_final: int | None = None, init_std: float = 0.01,
-                 ranking_score: str = "expected", patience: int | None = None,
-                 random_state: int | None = 0, device: str = "cpu", verbose: bool = False):
+                 ranking_score: str = "expected", unrated: str = "ignore",
+                 patience: int | None = None, random_state: int | None = 0, device: str = "cpu",
+                 verbose: bool = False):
         self.n_hidden = n_hidden
         self.epochs = epochs
         self.batch_size = batch_size
@@ -193,6 +237,7 @@ class RBM(RatingDistributionModel):
         self.cd_k_final = cd_k_final
         self.init_std = init_std
         self.ranking_score = ranking_score
+        self.unrated = unrated
         self.patience = patience
         self.random_state = random_state
         self.device = device
@@ -211,10 +256,16 @@ class RBM(RatingDistributionModel):
         check_int(owner, "cd_k", self.cd_k)
         check_int(owner, "cd_k_final", self.cd_k_final, allow_none=True)
         check_int(owner, "patience", self.patience, allow_none=True)
-        check_ranking_score(owner, self.ranking_score)
+        if self.unrated not in ("ignore", "level"):
+            raise ValueError(f"RBM: unrated must be 'ignore' or 'level', got {self.unrated!r}")
+        check_ranking_score(owner, self.ranking_score, presence=self.unrated == "level")
+
+    def _has_unrated_state(self) -> bool:
+        return self.unrated == "level"
 
     def _build_modules(self) -> None:
-        self.params_ = RBMParams(self.n_items_, len(self.levels_), int(self.n_hidden)).to(self._device())
+        K = len(self.levels_) + (1 if self._has_unrated_state() else 0)
+        self.params_ = RBMParams(self.n_items_, K, int(self.n_hidden)).to(self._device())
 
     def _steps(self, epoch: int) -> int:
         """Gibbs steps of ``epoch`` (1-based): ``cd_k`` rising linearly to ``cd_k_final``."""
@@ -230,11 +281,15 @@ class RBM(RatingDistributionModel):
         device = self._device()
         gibbs = streams.torch(device)
         rng = streams.numpy()
-        K, F, n = len(self.levels_), int(self.n_hidden), self.n_items_
+        dense = self._has_unrated_state()
+        shift = 1 if dense else 0
+        K, F, n = len(self.levels_) + shift, int(self.n_hidden), self.n_items_
         self._build_modules()
         p = self.params_
         counts = np.zeros((n, K))
-        np.add.at(counts, (self.rows_items_, self.rows_levels_), 1.0)
+        np.add.at(counts, (self.rows_items_, self.rows_levels_ + shift), 1.0)
+        if dense:  # "unrated" is a state of every item for every user with ratings
+            counts[:, 0] = np.count_nonzero(np.diff(self.rows_indptr_)) - counts[:, 1:].sum(1)
         base = (counts + 1.0) / (counts.sum(1, keepdims=True) + K)  # add-one smoothed base rates
         with torch.no_grad():
             p.W.copy_(torch.randn(n, K, F, generator=init_gen) * float(self.init_std))
@@ -258,9 +313,17 @@ class RBM(RatingDistributionModel):
                 src = np.repeat(indptr[sel] - sub_ptr[:-1], lengths) + np.arange(sub_ptr[-1])
                 batch = RatingRows.from_csr(sub_ptr, items[src], levels[src], device)
                 hu = [torch.rand(sel.size, F, generator=gibbs, device=device) for _ in range(T)]
-                vu = [torch.rand(src.size, generator=gibbs, device=device) for _ in range(T - 1)]
+                shape = (sel.size, n) if dense else (src.size,)
+                vu = [torch.rand(*shape, generator=gibbs, device=device) for _ in range(T - 1)]
                 with torch.no_grad():
-                    dW, dbv, dbh, recon = cd_gradients(p.W, p.bv, p.bh, batch, hu, vu)
+                    if dense:
+                        states = torch.zeros(sel.size, n, dtype=torch.long, device=device)
+                        states[batch.rows, batch.items] = batch.levels + 1
+                        dW, dbv, dbh, full = cd_gradients_dense(p.W, p.bv, p.bh, states, hu, vu)
+                        rated = full[batch.rows, batch.items]
+                        recon = rated[:, 1:] / rated[:, 1:].sum(1, keepdim=True)
+                    else:
+                        dW, dbv, dbh, recon = cd_gradients(p.W, p.bv, p.bh, batch, hu, vu)
                     momentum_step(p.W, vel["W"], dW, lr, mom, wd)
                     momentum_step(p.bv, vel["bv"], dbv, lr, mom)
                     momentum_step(p.bh, vel["bh"], dbh, lr, mom)
@@ -277,9 +340,16 @@ class RBM(RatingDistributionModel):
 
     # ------------------------------------------------------------------ inference
     def _hidden(self, batch: RatingRows) -> torch.Tensor:
-        return hidden_probs(self.params_.W, self.params_.bh, batch)
+        W, bh = self.params_.W, self.params_.bh
+        if not self._has_unrated_state():
+            return hidden_probs(W, bh, batch)
+        # every item starts "unrated"; a rating swaps that state's weights for its level's
+        pre = (bh + W[:, 0].sum(0)).expand(batch.n_rows, -1).clone()
+        pre.index_add_(0, batch.rows, W[batch.items, batch.levels + 1] - W[batch.items, 0])
+        return torch.sigmoid(pre)
 
     def _logits(self, h: torch.Tensor) -> torch.Tensor:
-        W, bv = self.params_.W, self.params_.bv
+        # float64: a row's scores must not depend on the other rows of its batch
+        W, bv = self.params_.W.double(), self.params_.bv.double()
         n, K, F = W.shape
-        return (h @ W.reshape(n * K, F).T).view(h.shape[0], n, K) + bv
+        return (h.double() @ W.reshape(n * K, F).T).view(h.shape[0], n, K) + bv
