@@ -115,10 +115,14 @@ def rows(args):
     train0, _ = user_split(inter, 0)
     fit_part, val_part = user_split(train0, 10_000)
     tried = []
-    for lam in ((1.0,) if getattr(args, "quick", False) else (0.25, 1.0)):
+    grid = (1.0,) if getattr(args, "quick", False) else (0.25, 1.0)
+    if getattr(args, "meta_weight", None) is not None:  # chosen before: skip the search
+        grid = ()
+        tried = [{"meta_weight": float(args.meta_weight), "val_rare_hr@10": None}]
+    for lam in grid:
         model = _fit("MetaProd2Vec", {**base, "meta_weight": lam}, fit_part, features, 0)
         tried.append({"meta_weight": lam, "val_rare_hr@10": r4(hit_rates(model, fit_part, val_part)["rare_hr@10"])})
-    best_lam = max(tried, key=lambda t: t["val_rare_hr@10"])["meta_weight"]
+    best_lam = max(tried, key=lambda t: t["val_rare_hr@10"] or 0.0)["meta_weight"]
     note(f"MetaProd2Vec validation: {tried}")
     per_algo: dict[str, list[dict]] = {"Prod2Vec": [], "MetaProd2Vec": []}
     for seed in seeds_of(args):
@@ -150,6 +154,7 @@ def main(argv=None) -> int:
                     default=Path(os.environ.get("RECFORGE_SHARED_DATA", HERE.parent.parent / "shared" / "data")))
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--meta-weight", type=float, help="skip the validation search, use this lambda")
     args = ap.parse_args(argv)
     for row in rows(args):
         emit(row)
