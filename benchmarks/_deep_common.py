@@ -185,13 +185,12 @@ def seconds_per_epoch(model) -> float | None:
 
 # ---------------------------------------------------------------------- rows
 def msr_row(algo: str, impl: str, seed, metrics: dict, seconds_per_epoch_: float | None,
-            params: dict, **extra) -> dict:
+            params: dict) -> dict:
     """One contract row (values rounded to 4 decimals, seconds to 4 significant places)."""
     row = {"algo": algo, "impl": impl, "dataset": DATASET, "seed": seed}
     row.update({key: r4(metrics.get(key)) for key in METRIC_KEYS})
     row["seconds_per_epoch"] = None if seconds_per_epoch_ is None else float(f"{seconds_per_epoch_:.4g}")
     row["params"] = params
-    row.update(extra)
     return row
 
 
@@ -201,7 +200,6 @@ def mean_row(rows: list[dict]) -> dict | None:
         return None
     out = dict(rows[0])
     out["seed"] = "mean"
-    out["seeds"] = [r["seed"] for r in rows]
     for key in (*METRIC_KEYS, "seconds_per_epoch"):
         vals = [r[key] for r in rows if r.get(key) is not None]
         out[key] = (r4(np.mean(vals)) if key != "seconds_per_epoch" else float(f"{np.mean(vals):.4g}")) \
@@ -272,7 +270,11 @@ class ReferenceRunner:
             epochs: int, k: int = K, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, dict]:
         """Fit reference ``algo`` (its own name: ``MultVAE``, ``MultDAE``, ``CDAE``, ``NeuMF``)
         with its own hyperparameter names ``params`` for ``epochs`` epochs on ``train`` and rank
-        the users with a test item -> (users, top-k ids, timing dict)."""
+        the users with a test item -> (users, top-k ids, timing dict). NeuMF (sampled negatives)
+        takes e.g. ``{"train_batch_size": 256, "mf_embedding_size": 8, "mlp_embedding_size": 8,
+        "mlp_hidden_size": [64, 32, 16], "train_neg_sample_args": {"distribution": "uniform",
+        "sample_num": 4}}`` and is scored with ``predict`` on every item (RecBole's NeuMF has no
+        ``full_sort_predict``)."""
         self.n += 1
         name = f"msr{self.n}"
         folder = self.tmp / name

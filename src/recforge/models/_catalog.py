@@ -53,4 +53,8 @@ MODEL_MODULES: dict[str, str] = {
     "VSKNN": "recforge.models.session.baselines",
     "GRU4Rec": "recforge.models.session.gru4rec",
     "SASRec": "recforge.models.session.sasrec",
+    # deep collaborative filtering (torch)
+    "MultDAE": "recforge.models.neural_cf.autoencoders",
+    "MultVAE": "recforge.models.neural_cf.autoencoders",
+    "CDAE": "recforge.models.neural_cf.cdae",
 }
