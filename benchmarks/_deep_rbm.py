@@ -115,7 +115,8 @@ def msr_rows(algo: str, data, args):
         if algo == "RBM":
             extra.update({"table_ndcg@10": MSR_TABLE["RBM"]["ndcg@10"],
                           "table_p@10": MSR_TABLE["RBM"]["p@10"]})
-        row = msr_row(algo, "recforge", seed, metrics, seconds_per_epoch(model), dict(best), **extra)
+        row = msr_row(algo, "recforge", seed, metrics, seconds_per_epoch(model), dict(best))
+        row.update(extra)
         rows.append(row)
         yield row
     mean = mean_row(rows)
