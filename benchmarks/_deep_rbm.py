@@ -57,8 +57,12 @@ def _candidates(algo: str, quick: bool) -> list[dict]:
             return [{"n_hidden": 100, "epochs": 3, "learning_rate": 0.1}]
         ignore = [{"n_hidden": 100, "epochs": 20, "learning_rate": lr, "cd_k": 1, "cd_k_final": 3,
                    "unrated": "ignore"} for lr in (0.05, 0.2)]
-        level = [{"n_hidden": 100, "epochs": 15, "learning_rate": lr, "cd_k": 1, "cd_k_final": 3,
-                  "unrated": "level"} for lr in (0.03, 0.1)]
+        level = [{"n_hidden": 100, "epochs": 15, "learning_rate": 0.03, "cd_k": 1, "cd_k_final": 3,
+                  "unrated": "level"}]
+        # smaller batches (more CD updates per epoch) with less momentum
+        level += [{"n_hidden": 100, "epochs": 15, "learning_rate": lr, "batch_size": 10,
+                   "momentum": 0.5, "cd_k": 1, "cd_k_final": 3, "unrated": "level"}
+                  for lr in (0.005, 0.01)]
         return ignore + level
     if quick:
         return [{"n_hidden": 100, "epochs": 2, "learning_rate": 2e-3}]
