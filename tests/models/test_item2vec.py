@@ -23,15 +23,48 @@ def _lcg(state: int) -> int:
 
 
 def _train_python(items, offsets, keep_prob, syn0, syn1, cum, negative, window, epochs, alpha,
-                  min_alpha, seed, contexts=0, fixed=()):
-    """word2vec's skip-gram with negative sampling, one pair at a time, in plain Python."""
+                  min_alpha, seed, contexts=0, fixed=(), meta=None):
+    """word2vec's skip-gram with negative sampling, one pair at a time, in plain Python; with
+    ``meta = (indptr, tokens, weight, meta_cum)`` the meta-prod2vec pairs of Vasile et al.
+    (2016): per kept position I|M, per item pair J|I then M|I, J|M and M|M, one metadata
+    token drawn per item and pair."""
     state = seed
+
+    def pair(inp, target, weights, lr):
+        nonlocal state
+        grad_in = np.zeros(syn0.shape[1])
+        for n in range(negative + 1):
+            if n == 0:
+                out, label = target, 1.0
+            else:
+                state = _lcg(state)
+                r = (state >> 16) / 2.0**48 * weights[-1]
+                out = int(np.searchsorted(weights, r, side="right"))
+                if out == target:
+                    continue
+                label = 0.0
+            g = (label - 1.0 / (1.0 + np.exp(-syn0[inp] @ syn1[out]))) * lr
+            grad_in += g * syn1[out]
+            if out not in fixed:
+                syn1[out] += g * syn0[inp]
+        if inp not in fixed:
+            syn0[inp] += grad_in
+
+    def token(item):  # one metadata token drawn uniformly, as the kernel draws it
+        nonlocal state
+        n = meta[0][item + 1] - meta[0][item]
+        if n == 0:
+            return None
+        state = _lcg(state)
+        return int(meta[1][meta[0][item] + (state >> 16) % n])
+
     total = len(items)
     for epoch in range(epochs):
         for s in range(len(offsets) - 1):
             start, end = offsets[s], offsets[s + 1]
             lr = max(alpha - (alpha - min_alpha) * (epoch * total + start) / (epochs * total),
                      min_alpha)
+            mlr = 0.0 if meta is None else meta[2] * lr
             kept = []
             for it in items[start:end]:
                 if keep_prob[it] < 1.0:
@@ -40,6 +73,11 @@ def _train_python(items, offsets, keep_prob, syn0, syn1, cum, negative, window, 
                         continue
                 kept.append(it)
             for pos, center in enumerate(kept):
+                if meta is not None:  # I|M
+                    b = token(center)
+                    if b is not None:
+                        pair(b, center, cum, mlr)
+                        pair(center, b, meta[3], mlr)
                 if window <= 0 and contexts > 0:  # drawn one at a time, before its update
                     if len(kept) < 2:
                         break
@@ -53,24 +91,21 @@ def _train_python(items, offsets, keep_prob, syn0, syn1, cum, negative, window, 
                         q = (state >> 16) % (len(kept) - 1)
                         q = q + 1 if q >= pos else q
                     ctx = kept[q]
-                    grad_in = np.zeros(syn0.shape[1])
-                    for n in range(negative + 1):
-                        if n == 0:
-                            out, label = center, 1.0
-                        else:
-                            state = _lcg(state)
-                            r = (state >> 16) / 2.0**48 * cum[-1]
-                            out = int(np.searchsorted(cum, r, side="right"))
-                            if out == center:
-                                continue
-                            label = 0.0
-                        g = (label - 1.0 / (1.0 + np.exp(-syn0[ctx] @ syn1[out]))) * lr
-                        grad_in += g * syn1[out]
-                        if out not in fixed:
-                            syn1[out] += g * syn0[ctx]
-                    if ctx not in fixed:
-                        syn0[ctx] += grad_in
+                    pair(ctx, center, cum, lr)  # J|I
+                    if meta is None:
+                        continue
+                    a = token(center)
+                    if a is not None:  # M|I
+                        pair(ctx, a, meta[3], mlr)
+                    b = token(ctx)
+                    if b is not None:
+                        pair(b, center, cum, mlr)  # J|M
+                        if a is not None:  # M|M
+                            pair(b, a, meta[3], mlr)
     return state
+
+
+NO_META = (np.zeros(0, np.int64), np.zeros(0, np.int64), 0.0, np.zeros(0, np.float64))
 
 
 @pytest.mark.parametrize("window, sample, contexts, fixed", [
@@ -89,7 +124,7 @@ def test_kernel_equals_the_python_transcription(window, sample, contexts, fixed)
     mask = np.zeros(7, dtype=bool)
     mask[list(fixed)] = True
     s_kernel = train_sgns(items, offsets, keep, a0, a1, cum, 3, window, 2, 0.05, 0.001, 12345,
-                          contexts, mask if fixed else np.zeros(0, dtype=bool))
+                          contexts, mask if fixed else np.zeros(0, dtype=bool), *NO_META)
     s_python = _train_python(items, offsets, keep, b0, b1, cum, 3, window, 2, 0.05, 0.001, 12345,
                              contexts, fixed)
     assert int(s_kernel) == s_python

@@ -74,6 +74,11 @@ def _factories():
         "EASE": lambda: g("EASE")(l2=2.0),
         "SLIM": lambda: g("SLIM")(alpha=0.01, l1_ratio=0.2, num_threads=1),
         "item2vec": lambda: g("item2vec")(vector_size=8, epochs=3, negative=2, random_state=0),
+        "MetaProd2Vec": lambda: g("MetaProd2Vec")(vector_size=8, epochs=3, negative=2, window=2,
+                                                  random_state=0),
+        "RBM": lambda: g("RBM")(n_hidden=6, epochs=3, batch_size=4, cd_k=1, cd_k_final=2,
+                                random_state=0),
+        "CFNADE": lambda: g("CFNADE")(n_hidden=6, epochs=3, batch_size=4, random_state=0),
         "MultDAE": lambda: g("MultDAE")(hidden_dims=[8, 4], epochs=2, batch_size=4, random_state=0),
         "MultVAE": lambda: g("MultVAE")(hidden_dims=[8, 4], epochs=2, batch_size=4,
                                          total_anneal_steps=4, random_state=0),
@@ -121,7 +126,7 @@ def test_contract(name, tmp_path):
         check_session_contract(factory, tmp_path=tmp_path)
         return
     data = contract_data()
-    with_features = name in ("ContentKNN", "FM", "DeepFM", "WideDeep", "DCNv2", "TwoTower")
+    with_features = name in ("ContentKNN", "MetaProd2Vec", "FM", "DeepFM", "WideDeep", "DCNv2", "TwoTower")
     kwargs = {"item_features": _contract_features(data)} if with_features else {}
     # the torch models score many rows in one float32 pass, whose GEMM kernel (chosen by the
     # number of rows) can change the last bit of a score: batch and single scores agree to

@@ -36,9 +36,13 @@ MODEL_MODULES: dict[str, str] = {
     "SLIM": "recforge.models.linear.slim",
     # item embeddings (implicit feedback)
     "item2vec": "recforge.models.item2vec",
+    "MetaProd2Vec": "recforge.models.meta_prod2vec",
     "BPR": "recforge.models.factorization.bpr",
     "LMF": "recforge.models.factorization.lmf",
     "ALS": "recforge.models.factorization.als",
+    # deep collaborative filtering (torch)
+    "RBM": "recforge.models.neural_cf.rbm",
+    "CFNADE": "recforge.models.neural_cf.cfnade",
     # click prediction with side features
     "FM": "recforge.models.features.fm",
     "DeepFM": "recforge.models.features.deepfm",

@@ -93,8 +93,45 @@ def sgns_update(syn0, syn1, inp, target, cum, negative, lr, state, work, fixed):
 
 
 @njit(cache=True)
+def _draw_token(state, meta_indptr, meta_indices, item):
+    """The next state and one of ``item``'s metadata tokens drawn uniformly (-1: it has none)."""
+    n = meta_indptr[item + 1] - meta_indptr[item]
+    if n == 0:
+        return state, -1
+    state = _lcg(state)
+    return state, meta_indices[meta_indptr[item] + np.int64((state >> np.uint64(16)) % np.uint64(n))]
+
+
+@njit(cache=True)
+def _pair_update(syn0, syn1, inp, target, cum, negative, lr, state, work, fixed,
+                 meta_indptr, meta_indices, meta_weight, meta_cum):
+    """The SGNS step of the pair (input item ``inp``, target item ``target``) and, with item
+    metadata (``meta_indptr`` non-empty: item ``i``'s metadata tokens are
+    ``meta_indices[meta_indptr[i]:meta_indptr[i+1]]``), the meta-prod2vec pairs it implies at
+    learning rate ``meta_weight * lr``, each with one metadata token drawn uniformly per item
+    (so that a pair costs four SGNS steps whatever the number of tokens): the target's token
+    given the input item (M|I), the target item given the input's token (J|M) and the target's
+    token given the input's (M|M); token targets draw their negatives from ``meta_cum``.
+    Returns the new state."""
+    state = sgns_update(syn0, syn1, inp, target, cum, negative, lr, state, work, fixed)
+    if meta_indptr.size == 0:
+        return state
+    mlr = meta_weight * lr
+    state, a = _draw_token(state, meta_indptr, meta_indices, target)
+    if a >= 0:
+        state = sgns_update(syn0, syn1, inp, a, meta_cum, negative, mlr, state, work, fixed)
+    state, b = _draw_token(state, meta_indptr, meta_indices, inp)
+    if b >= 0:
+        state = sgns_update(syn0, syn1, b, target, cum, negative, mlr, state, work, fixed)
+        if a >= 0:
+            state = sgns_update(syn0, syn1, b, a, meta_cum, negative, mlr, state, work, fixed)
+    return state
+
+
+@njit(cache=True)
 def train_sgns(items, offsets, keep_prob, syn0, syn1, cum, negative, window, epochs, alpha,
-               min_alpha, seed, contexts, fixed):
+               min_alpha, seed, contexts, fixed, meta_indptr, meta_indices, meta_weight,
+               meta_cum):
     """SGNS over the sequences ``items[offsets[s]:offsets[s+1]]`` for ``epochs`` passes.
 
     Each pass subsamples every sequence (``keep_prob`` per item), then each position's item is
@@ -103,7 +140,10 @@ def train_sgns(items, offsets, keep_prob, syn0, syn1, cum, negative, window, epo
     drawn uniformly among the others (with replacement), or every other position when
     ``contexts <= 0``. The learning rate decays linearly with the share of occurrences
     processed, updated at each sequence. Items in ``fixed`` are not updated (see
-    :func:`sgns_update`). Returns the generator's final state."""
+    :func:`sgns_update`). With item metadata (meta-prod2vec, see :func:`_pair_update`) every
+    item pair adds its metadata pairs, and every kept position the pairs of its item and one of
+    its own metadata tokens, both ways (I|M and its mirror), all at ``meta_weight`` times the learning rate. Returns the generator's final
+    state."""
     state = np.uint64(seed)
     n_seq = offsets.size - 1
     total = items.size
@@ -127,6 +167,13 @@ def train_sgns(items, offsets, keep_prob, syn0, syn1, cum, negative, window, epo
                 buf[n] = it
                 n += 1
             for pos in range(n):
+                if meta_indptr.size:  # I|M: the item and one of its own tokens, both ways
+                    state, b = _draw_token(state, meta_indptr, meta_indices, buf[pos])
+                    if b >= 0:
+                        state = sgns_update(syn0, syn1, b, buf[pos], cum, negative,
+                                            meta_weight * lr, state, work, fixed)
+                        state = sgns_update(syn0, syn1, buf[pos], b, meta_cum, negative,
+                                            meta_weight * lr, state, work, fixed)
                 if window <= 0 and contexts > 0:
                     if n < 2:
                         break
@@ -136,15 +183,17 @@ def train_sgns(items, offsets, keep_prob, syn0, syn1, cum, negative, window, epo
                         q = np.int64(q)
                         if q >= pos:
                             q += 1
-                        state = sgns_update(syn0, syn1, buf[q], buf[pos], cum, negative, lr,
-                                            state, work, fixed)
+                        state = _pair_update(syn0, syn1, buf[q], buf[pos], cum, negative, lr,
+                                             state, work, fixed, meta_indptr, meta_indices,
+                                             meta_weight, meta_cum)
                     continue
                 lo = 0 if window <= 0 else max(0, pos - window)
                 hi = n if window <= 0 else min(n, pos + window + 1)
                 for q in range(lo, hi):
                     if q != pos:
-                        state = sgns_update(syn0, syn1, buf[q], buf[pos], cum, negative, lr,
-                                            state, work, fixed)
+                        state = _pair_update(syn0, syn1, buf[q], buf[pos], cum, negative, lr,
+                                             state, work, fixed, meta_indptr, meta_indices,
+                                             meta_weight, meta_cum)
     return state
 
 
@@ -354,7 +403,13 @@ class Item2Vec(Recommender):
                        syn0, syn1, negative_weights(counts, float(self.ns_exponent)),
                        int(self.negative), 0 if self.window is None else int(self.window),
                        int(epochs), float(alpha), float(self.min_alpha), seed,
-                       0 if self.contexts is None else int(self.contexts), fixed)
+                       0 if self.contexts is None else int(self.contexts), fixed,
+                       *self._sgns_meta(counts))
+
+    def _sgns_meta(self, counts: np.ndarray) -> tuple:
+        """Item metadata for the kernel (meta-prod2vec): (meta_indptr, meta_indices,
+        meta_weight, meta_cum); item2vec has none."""
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), 0.0, np.zeros(0, np.float64)
 
     def _finish(self, syn0, syn1, users: np.ndarray | None) -> None:
         """Store the vectors (items without one zeroed) and the query vectors of ``users``

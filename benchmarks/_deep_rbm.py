@@ -1,0 +1,200 @@
+"""bench_deep section ``rbm``: the RBM (Salakhutdinov et al. 2007) and CF-NADE (Zheng et al.
+2016) rating models on ML-100K.
+
+* ``ml-100k-msr75`` (the Microsoft Recommenders table's protocol, see ``_deep_common``): both
+  models train on the *ratings* of the 75 % part (as that library's RBM does; relevance in the
+  test part is every test item), rank the catalogue by a score of the predicted rating
+  distribution (``ranking_score``: the expected rating, or the most probable rating times its
+  probability — the deterministic form of that library's RBM score), training items
+  excluded. The RBM's search covers the paper's model (``unrated="ignore"``) and our
+  ``unrated="level"`` variant (every item a visible unit, "unrated" a state; ranked by the
+  probability of a rating, ``"rated"``, or the expected rating counting "unrated" as 0,
+  ``"joint"``). Hyperparameters (including ``ranking_score``) are chosen by NDCG@10 on a
+  validation split carved from the training part of seed 0, then every seed refits on its own
+  training part. Rows: the contract's, plus ``table_ndcg@10`` / ``table_p@10`` for the RBM.
+  ``--rbm-unrated ignore|level`` restricts the search to one variant.
+* ``ml-100k-90-10``: rating RMSE of a random 90/10 split (seed 0) beside recforge's SVD;
+  hyperparameters chosen by validation RMSE (10 % of the training part).
+
+Run alone: ``python benchmarks/_deep_rbm.py [--quick] [--seeds 0 1 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _deep_common import (  # noqa: E402
+    MSR_TABLE,
+    emit,
+    evaluate_recforge,
+    load_ml100k,
+    mean_row,
+    msr_row,
+    msr_split,
+    note,
+    r4,
+    seconds_per_epoch,
+    seeds_of,
+    validation_split,
+)
+
+RANKING_SCORES = ("expected", "mode")
+PRESENCE_SCORES = ("rated", "joint")
+
+
+def _candidates(algo: str, quick: bool) -> list[dict]:
+    if algo == "RBM":
+        if quick:
+            return [{"n_hidden": 100, "epochs": 3, "learning_rate": 0.1}]
+        ignore = [{"n_hidden": 100, "epochs": 20, "learning_rate": lr, "cd_k": 1, "cd_k_final": 3,
+                   "unrated": "ignore"} for lr in (0.05, 0.2)]
+        level = [{"n_hidden": 100, "epochs": 15, "learning_rate": 0.03, "cd_k": 1, "cd_k_final": 3,
+                  "unrated": "level"}]
+        # smaller batches (more CD updates per epoch) with less momentum
+        level += [{"n_hidden": 100, "epochs": 15, "learning_rate": lr, "batch_size": 10,
+                   "momentum": 0.5, "cd_k": 1, "cd_k_final": 3, "unrated": "level"}
+                  for lr in (0.005, 0.01)]
+        return ignore + level
+    if quick:
+        return [{"n_hidden": 100, "epochs": 2, "learning_rate": 2e-3}]
+    # one network size and rate (the machine this ran on was shared); validation still picks
+    # the ranking score, and the epoch for the RMSE rows
+    return [{"n_hidden": 100, "epochs": 10, "batch_size": 16, "learning_rate": 5e-3,
+             "ordinal_weight": 1.0}]
+
+
+def _rmse_candidates(algo: str, quick: bool) -> list[dict]:
+    if algo == "RBM" and not quick:  # the paper's model
+        return [{"n_hidden": 100, "epochs": 20, "learning_rate": 0.2, "cd_k": 1, "cd_k_final": 3}]
+    return _candidates(algo, quick)
+
+
+def _model(algo: str, params: dict, seed: int, device: str):
+    from recforge.models.neural_cf.cfnade import CFNADE
+    from recforge.models.neural_cf.rbm import RBM
+
+    cls = RBM if algo == "RBM" else CFNADE
+    return cls(**params, random_state=seed, device=device)
+
+
+def _tune(algo: str, data, args) -> tuple[dict, list]:
+    """Each candidate fitted on the validation-fit part of seed 0, scored by NDCG@10 with each
+    ranking score; the best (params + ranking score)."""
+    train, _ = msr_split(data, 0)
+    fit_part, val_part = validation_split(train, 0)
+    tried, best, best_value = [], None, -np.inf
+    mode = getattr(args, "rbm_unrated", "both")
+    for params in _candidates(algo, args.quick):
+        if mode != "both" and params.get("unrated", mode) != mode:
+            continue
+        model = _model(algo, params, 0, args.device).fit(fit_part)
+        scores = PRESENCE_SCORES if params.get("unrated") == "level" else RANKING_SCORES
+        for how in scores:
+            model.ranking_score = how
+            value = evaluate_recforge(model, fit_part, val_part)["ndcg@10"]
+            tried.append({**params, "ranking_score": how, "val_ndcg@10": r4(value)})
+            if value > best_value:
+                best, best_value = {**params, "ranking_score": how}, value
+    return best, tried
+
+
+def msr_rows(algo: str, data, args):
+    best, tried = _tune(algo, data, args)
+    note(f"{algo}: validation {tried}")
+    rows = []
+    for seed in seeds_of(args):
+        train, test = msr_split(data, seed)
+        model = _model(algo, best, seed, args.device).fit(train)
+        metrics = evaluate_recforge(model, train, test)
+        extra = {"validation": tried} if seed == seeds_of(args)[0] else {}
+        if algo == "RBM":
+            extra.update({"table_ndcg@10": MSR_TABLE["RBM"]["ndcg@10"],
+                          "table_p@10": MSR_TABLE["RBM"]["p@10"]})
+        row = msr_row(algo, "recforge", seed, metrics, seconds_per_epoch(model), dict(best))
+        row.update(extra)
+        rows.append(row)
+        yield row
+    mean = mean_row(rows)
+    mean.pop("validation", None)
+    yield mean
+
+
+def rmse_rows(data, args):
+    """RBM and CF-NADE rating RMSE on a random 90/10 split beside SVD's."""
+    from recforge.models.factorization.svd import SVD
+    from recforge.split import holdout
+
+    parts = holdout(data, test_ratio=0.1, seed=0)
+    train, test = parts.train, parts.test
+    inner = holdout(train, test_ratio=0.1, seed=1)
+    fit_part, val_part = inner.train, inner.test
+
+    def rmse(model, truth_part):
+        pred = model.predict(truth_part.user_map.raw[truth_part.users],
+                             truth_part.item_map.raw[truth_part.items])
+        return float(np.sqrt(np.mean((pred - truth_part.values) ** 2)))
+
+    svd = SVD(random_state=0).fit(train)
+    svd_rmse = rmse(svd, test)
+    for algo in ("RBM", "CFNADE"):
+        if args.algos and algo not in args.algos:
+            continue
+        cands = _rmse_candidates(algo, args.quick)
+        scored = []
+        for params in cands:
+            model = _model(algo, params, 0, args.device).fit(fit_part, validation=val_part)
+            best_epoch = model.best_epoch_ or params["epochs"]
+            scored.append((min(model.history_["val_rmse"]), {**params, "epochs": int(best_epoch)}))
+        val, params = min(scored, key=lambda t: t[0])
+        t0 = time.perf_counter()
+        model = _model(algo, params, 0, args.device).fit(train)
+        yield {"algo": algo, "dataset": "ml-100k-90-10", "rmse": r4(rmse(model, test)),
+               "svd_rmse": r4(svd_rmse), "val_rmse": r4(val), "params": params,
+               "fit_seconds": round(time.perf_counter() - t0, 1)}
+
+
+def rows(args):
+    import torch
+
+    torch.set_num_threads(int(getattr(args, "threads", 1) or 1))
+    data = load_ml100k(args.data_dir, implicit=False)
+    if data is None:
+        return
+    for algo in ("RBM", "CFNADE"):
+        if (args.algos and algo not in args.algos) or getattr(args, "only_rmse", False):
+            continue
+        yield from msr_rows(algo, data, args)
+    if not getattr(args, "skip_rmse", False):
+        yield from rmse_rows(data, args)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="RBM and CF-NADE on ML-100K (bench_deep section rbm)")
+    ap.add_argument("--data-dir", type=Path,
+                    default=Path(os.environ.get("RECFORGE_SHARED_DATA", HERE.parent.parent / "shared" / "data")))
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--algos", nargs="*")
+    ap.add_argument("--skip-rmse", action="store_true")
+    ap.add_argument("--only-rmse", action="store_true")
+    ap.add_argument("--rbm-unrated", default="both", choices=("both", "ignore", "level"),
+                    help="which RBM variants the validation search tries")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args(argv)
+    for row in rows(args):
+        emit(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
