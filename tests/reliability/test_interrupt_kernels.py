@@ -9,10 +9,11 @@ import time
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from recforge import interrupt
 from recforge.data import Interactions
-from recforge.models.factorization import ALS, SVD
+from recforge.models.factorization import ALS, SVD, fold_in_svdpp
 from recforge.models.item2vec import Item2Vec
 
 DELAY = 0.3  # seconds from the start of the fit to the signal
@@ -89,3 +90,25 @@ def test_item2vec_single_kernel_raises_interrupted_after_it():
     assert stop.signum == signal.SIGINT
     assert DELAY <= elapsed < 4 * TARGET + 2.0
     assert np.isfinite(Item2Vec(vector_size=16, epochs=1).fit(data).item_vectors()).all()
+
+
+def test_svdpp_fold_in_kernel_returning_arrays_raises_interrupted_not_system_error():
+    """``_fold_in_sgd`` returns arrays: a stop landing in their boxing used to surface as
+    ``SystemError: ... returned a result with an exception set``."""
+    rng = np.random.default_rng(0)
+    h = sp.random(300, 200, density=0.2, format="csr", random_state=0)
+    h.data[:] = 3.0
+    q, y, bi = rng.normal(size=(200, 10)), rng.normal(size=(200, 10)) * 0.01, np.zeros(200)
+    kw = dict(lr_bu=0.001, lr_pu=0.001, reg_bu=0.02, reg_pu=0.02)
+    fold_in_svdpp(h, q, y, bi, 3.0, n_epochs=1, **kw)  # compile
+    start = time.perf_counter()
+    fold_in_svdpp(h, q, y, bi, 3.0, n_epochs=20, **kw)
+    epochs = int(np.clip(TARGET * 20 / max(time.perf_counter() - start, 1e-6), 20, 10**7))
+
+    class FoldIn:
+        def fit(self, _):
+            fold_in_svdpp(h, q, y, bi, 3.0, n_epochs=epochs, **kw)
+
+    stop, elapsed = _interrupted_fit(FoldIn(), None)
+    assert stop.signum == signal.SIGINT
+    assert DELAY <= elapsed < 4 * TARGET + 2.0
