@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from numba import njit
 
 from ..data.interactions import Interactions
+from ..interrupt import compiled
 from .base import EMBEDDINGS, FOLD_IN, INCREMENTAL, RANKING, SIMILAR_ITEMS, Recommender, register
 from .feedback import check_feedback_params
 from .linear._common import check_int, check_positive, grow_maps, history_feedback
@@ -399,12 +400,14 @@ class Item2Vec(Recommender):
         np.cumsum(np.bincount(seq_of[in_vocab], minlength=offsets.size - 1), out=v_offsets[1:])
         v_items = items[in_vocab].astype(np.int64)
         if v_items.size and epochs > 0:
-            train_sgns(v_items, v_offsets, keep_probabilities(counts, float(self.sample)),
-                       syn0, syn1, negative_weights(counts, float(self.ns_exponent)),
-                       int(self.negative), 0 if self.window is None else int(self.window),
-                       int(epochs), float(alpha), float(self.min_alpha), seed,
-                       0 if self.contexts is None else int(self.contexts), fixed,
-                       *self._sgns_meta(counts))
+            keep = keep_probabilities(counts, float(self.sample))
+            cum = negative_weights(counts, float(self.ns_exponent))
+            with compiled():  # a Ctrl-C is raised after the kernel, not inside its boxing
+                train_sgns(v_items, v_offsets, keep, syn0, syn1, cum,
+                           int(self.negative), 0 if self.window is None else int(self.window),
+                           int(epochs), float(alpha), float(self.min_alpha), seed,
+                           0 if self.contexts is None else int(self.contexts), fixed,
+                           *self._sgns_meta(counts))
 
     def _sgns_meta(self, counts: np.ndarray) -> tuple:
         """Item metadata for the kernel (meta-prod2vec): (meta_indptr, meta_indices,

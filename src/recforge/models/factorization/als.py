@@ -77,6 +77,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
+from ...interrupt import check, compiled
 from .._threads import numba_threads
 from ..base import EMBEDDINGS, FOLD_IN, INCREMENTAL, RANKING, SIMILAR_ITEMS, register
 from ..feedback import (
@@ -476,6 +477,7 @@ class ALS(FactorModel):
         seconds = []
         with numba_threads(self.num_threads, type(self).__name__):
             for _ in range(int(self.iterations)):
+                check()  # a stop comes within one iteration
                 start = time.perf_counter()
                 self._half_step(user_side, self.user_factors_, self.item_factors_, all_users)
                 self._half_step(item_side, self.item_factors_, self.user_factors_, all_items)
@@ -497,7 +499,9 @@ class ALS(FactorModel):
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         n_threads = numba.get_num_threads()
         order = balanced_order(np.diff(indptr)[rows], n_threads)
-        _solve_rows(indptr, indices, data, x, y, a0, rows[order], flags[order], steps, n_threads)
+        with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
+            _solve_rows(indptr, indices, data, x, y, a0, rows[order], flags[order], steps,
+                        n_threads)
 
     def training_loss(self) -> float:
         """The objective (:func:`als_objective`) of the current factors on the kept feedback."""
@@ -515,9 +519,10 @@ class ALS(FactorModel):
         a0 = _regularised_gram(fixed, float(self.regularization), np.float64)
         indptr, indices, data = _kernel_csr(c, np.float64)
         with numba_threads(self.num_threads, type(self).__name__):
-            _solve_rows(indptr, indices, data, out, fixed, a0,
-                        np.arange(c.shape[0], dtype=np.int64), np.ones(c.shape[0], np.bool_),
-                        int(self.cg_steps), numba.get_num_threads())
+            with compiled():
+                _solve_rows(indptr, indices, data, out, fixed, a0,
+                            np.arange(c.shape[0], dtype=np.int64), np.ones(c.shape[0], np.bool_),
+                            int(self.cg_steps), numba.get_num_threads())
         return out
 
     def fold_in(self, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -575,6 +580,7 @@ class ALS(FactorModel):
                             cg_steps=steps)
             touched_users, touched_items = np.unique(rows), np.unique(cols)
             for _ in range(int(self.partial_iterations)):
+                check()
                 self._half_step(item_side, y, x, touched_items)
                 self._half_step(user_side, x, y, touched_users)
         return self

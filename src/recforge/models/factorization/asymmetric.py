@@ -42,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
+from ...interrupt import compiled
 from ..base import check_random_state, register
 from .base import FactorModel
 
@@ -182,10 +183,11 @@ class NSVD1(FactorModel):
         qi, xj, orders = self.initial_state(train.n_users, train.n_items)
         bu = np.zeros(train.n_users)
         bi = np.zeros(train.n_items)
-        _nsvd1_epochs(r.indptr, r.indices, r.data, orders, qi, xj, bu, bi, mu, bool(self.biased),
-                      self.rate("lr_bu"), self.rate("lr_bi"), self.rate("lr_qi"),
-                      self.rate("lr_xj"), self.rate("reg_bu"), self.rate("reg_bi"),
-                      self.rate("reg_qi"), self.rate("reg_xj"))
+        with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
+            _nsvd1_epochs(r.indptr, r.indices, r.data, orders, qi, xj, bu, bi, mu,
+                          bool(self.biased), self.rate("lr_bu"), self.rate("lr_bi"),
+                          self.rate("lr_qi"), self.rate("lr_xj"), self.rate("reg_bu"),
+                          self.rate("reg_bi"), self.rate("reg_qi"), self.rate("reg_xj"))
         self.mu_ = mu
         self.item_bias_ = bi
         self.item_factors_ = qi

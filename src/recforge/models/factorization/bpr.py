@@ -64,6 +64,7 @@ import scipy.sparse as sp
 from numba import prange
 
 from ...data import Interactions
+from ...interrupt import check, compiled
 from .._threads import numba_threads
 from ..base import EMBEDDINGS, FOLD_IN, INCREMENTAL, RANKING, SIMILAR_ITEMS, register
 from ..feedback import check_feedback_params, implicit_feedback
@@ -543,14 +544,17 @@ class BPR(FactorModel):
             stats = np.zeros((n_chunks, 2), dtype=np.int64)
             n = pool_users.size
             # compile (or load from the cache) outside the timed epochs
-            _bpr_epoch(pool_users, pool_items, indptr, indices, U, V, cdf, lr, reg,
-                       bool(self.item_bias), bool(self.verify_negative), 0, states.copy(), stats,
-                       free_users, free_items)
-            for _ in range(epochs if n else 0):
-                start = time.perf_counter()
+            with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
                 _bpr_epoch(pool_users, pool_items, indptr, indices, U, V, cdf, lr, reg,
-                           bool(self.item_bias), bool(self.verify_negative), n, states, stats,
-                           free_users, free_items)
+                           bool(self.item_bias), bool(self.verify_negative), 0, states.copy(),
+                           stats, free_users, free_items)
+            for _ in range(epochs if n else 0):
+                check()  # a stop comes within one epoch
+                start = time.perf_counter()
+                with compiled():
+                    _bpr_epoch(pool_users, pool_items, indptr, indices, U, V, cdf, lr, reg,
+                               bool(self.item_bias), bool(self.verify_negative), n, states,
+                               stats, free_users, free_items)
                 self.epoch_seconds_.append(time.perf_counter() - start)
                 correct, skipped = stats.sum(axis=0)
                 self.skipped_ += int(skipped)
@@ -636,7 +640,9 @@ class BPR(FactorModel):
         out = np.zeros((h.shape[0], k + 1))
         epochs = int(self.iterations if self.fold_in_epochs is None else self.fold_in_epochs)
         cdf = self._cdf()
-        _bpr_fold_in(h.indptr.astype(np.int64), h.indices.astype(np.int32), V.astype(np.float64),
-                     cdf, float(self.learning_rate), float(self.regularization),
-                     bool(self.verify_negative), epochs, np.uint64(self.fold_in_seed_), out)
+        with compiled():
+            _bpr_fold_in(h.indptr.astype(np.int64), h.indices.astype(np.int32),
+                         V.astype(np.float64), cdf, float(self.learning_rate),
+                         float(self.regularization), bool(self.verify_negative), epochs,
+                         np.uint64(self.fold_in_seed_), out)
         return out[:, :k], np.zeros(h.shape[0])

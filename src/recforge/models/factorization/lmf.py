@@ -63,6 +63,7 @@ import scipy.sparse as sp
 from numba import prange
 
 from ...data import Interactions
+from ...interrupt import check, compiled
 from .._threads import numba_threads
 from ..base import EMBEDDINGS, FOLD_IN, INCREMENTAL, RANKING, SIMILAR_ITEMS, register
 from ..feedback import check_feedback_params, implicit_feedback
@@ -359,15 +360,19 @@ class LMF(FactorModel):
         args_i = (np.asarray(item_rows, np.int64), mt.indptr.astype(np.int64),
                   mt.indices.astype(np.int64), mt.data)
         with numba_threads(self.num_threads, type(self).__name__):
-            _lmf_pass(args_u[0][:0], *args_u[1:], X, Y, self.user_adagrad_, user_cdf, lr, reg,
-                      neg, mx, np.uint64(0), k + 1)  # compile outside the timed epochs
+            with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
+                _lmf_pass(args_u[0][:0], *args_u[1:], X, Y, self.user_adagrad_, user_cdf, lr,
+                          reg, neg, mx, np.uint64(0), k + 1)  # compile outside the timed epochs
             for epoch in range(epochs):
+                check()  # a stop comes within one epoch
                 start = time.perf_counter()
                 base = _seed_of(seed, epoch)
-                _lmf_pass(*args_u, X, Y, self.user_adagrad_, user_cdf, lr, reg, neg, mx,
-                          np.uint64(base), k + 1)
-                _lmf_pass(*args_i, Y, X, self.item_adagrad_, item_cdf, lr, reg, neg, mx,
-                          np.uint64(base ^ 0x5BD1E995), k)
+                with compiled():
+                    _lmf_pass(*args_u, X, Y, self.user_adagrad_, user_cdf, lr, reg, neg, mx,
+                              np.uint64(base), k + 1)
+                with compiled():
+                    _lmf_pass(*args_i, Y, X, self.item_adagrad_, item_cdf, lr, reg, neg, mx,
+                              np.uint64(base ^ 0x5BD1E995), k)
                 self.epoch_seconds_.append(time.perf_counter() - start)
         if not (np.isfinite(X).all() and np.isfinite(Y).all()):
             raise FloatingPointError(f"{type(self).__name__} diverged (non-finite parameters); "
@@ -432,9 +437,11 @@ class LMF(FactorModel):
         out = np.zeros((h.shape[0], k + 2))
         epochs = int(self.iterations if self.fold_in_epochs is None else self.fold_in_epochs)
         cdf = negative_cdf(self.positive_counts_, self.sampling, 1.0)
-        _lmf_fold_in(h.indptr.astype(np.int64), h.indices.astype(np.int64), h.data, Y, cdf,
-                     float(self.learning_rate), float(self.regularization), int(self.neg_prop),
-                     self._max_negatives(), epochs, np.uint64(self.fold_in_seed_), out)
+        with compiled():
+            _lmf_fold_in(h.indptr.astype(np.int64), h.indices.astype(np.int64), h.data, Y, cdf,
+                         float(self.learning_rate), float(self.regularization),
+                         int(self.neg_prop), self._max_negatives(), epochs,
+                         np.uint64(self.fold_in_seed_), out)
         return out[:, :k], out[:, k]
 
 

@@ -42,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
+from ...interrupt import compiled
 from ..base import check_random_state, register
 from .base import FactorModel, padded_width
 
@@ -254,10 +255,11 @@ class NMF(FactorModel):
         mu = float(r.data.mean()) if r.nnz else 0.0
         counts = np.bincount(r.indices, minlength=train.n_items).astype(np.float64)
         if self.biased:
-            _nmf_epochs(r.indptr, r.indices, r.data, pu, qi, bu, bi, counts, mu,
-                        int(self.n_epochs), True, float(self.reg_pu), float(self.reg_qi),
-                        float(self.reg_bu), float(self.reg_bi), float(self.lr_bu),
-                        float(self.lr_bi), True)
+            with compiled():  # a Ctrl-C is raised after the kernel, not inside its boxing
+                _nmf_epochs(r.indptr, r.indices, r.data, pu, qi, bu, bi, counts, mu,
+                            int(self.n_epochs), True, float(self.reg_pu), float(self.reg_qi),
+                            float(self.reg_bu), float(self.reg_bi), float(self.lr_bu),
+                            float(self.lr_bi), True)
         else:
             # no sequential bias steps: estimates, item and user sums in separate passes
             item_pos = np.argsort(r.indices, kind="stable").astype(np.int64)
@@ -270,10 +272,11 @@ class NMF(FactorModel):
             pu_w = np.zeros((pu.shape[0], width), ftype)
             qi_w = np.zeros((qi.shape[0], width), ftype)
             pu_w[:, :k], qi_w[:, :k] = pu, qi
-            _nmf_epochs_unbiased(r.indptr, r.indices, r.data.astype(ftype), item_ptr,
-                                 item_users, item_pos, pu_w, qi_w, int(self.n_epochs),
-                                 ftype(self.reg_pu), ftype(self.reg_qi),
-                                 np.diff(r.indptr).astype(ftype), counts.astype(ftype))
+            with compiled():
+                _nmf_epochs_unbiased(r.indptr, r.indices, r.data.astype(ftype), item_ptr,
+                                     item_users, item_pos, pu_w, qi_w, int(self.n_epochs),
+                                     ftype(self.reg_pu), ftype(self.reg_qi),
+                                     np.diff(r.indptr).astype(ftype), counts.astype(ftype))
             pu = pu_w[:, :k].astype(np.float64)
             qi = qi_w[:, :k].astype(np.float64)
         self.mu_ = mu
@@ -299,10 +302,11 @@ class NMF(FactorModel):
         bu = np.zeros(h.shape[0])
         bi = self.item_bias_.copy()
         counts = np.zeros(self.item_factors_.shape[0])
-        _nmf_epochs(h.indptr, h.indices, h.data, pu, self.item_factors_, bu, bi, counts,
-                    float(self.mu_), int(self.n_epochs), bool(self.biased), float(self.reg_pu),
-                    float(self.reg_qi), float(self.reg_bu), float(self.reg_bi),
-                    float(self.lr_bu), float(self.lr_bi), False)
+        with compiled():
+            _nmf_epochs(h.indptr, h.indices, h.data, pu, self.item_factors_, bu, bi, counts,
+                        float(self.mu_), int(self.n_epochs), bool(self.biased),
+                        float(self.reg_pu), float(self.reg_qi), float(self.reg_bu),
+                        float(self.reg_bi), float(self.lr_bu), float(self.lr_bi), False)
         empty = np.diff(h.indptr) == 0
         pu[empty] = 0.0
         return pu, bu

@@ -61,6 +61,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ...interrupt import compiled
 from ..base import register
 from .base import FactorModel
 
@@ -268,13 +269,14 @@ class SVD(FactorModel):
         bu = np.zeros(train.n_users, dtype=ftype)
         bi = np.zeros(train.n_items, dtype=ftype)
         r = rates
-        _sgd_epochs(np.ascontiguousarray(train.users, dtype=np.int64),
-                    np.ascontiguousarray(train.items, dtype=np.int64),
-                    np.ascontiguousarray(train.values, dtype=ftype), ftype(mu), bu, bi, pu, qi,
-                    ftype(r["lr_bu"]), ftype(r["lr_bi"]), ftype(r["lr_pu"]), ftype(r["lr_qi"]),
-                    ftype(r["reg_bu"]), ftype(r["reg_bi"]),
-                    ftype(1.0 - r["lr_pu"] * r["reg_pu"]), ftype(1.0 - r["lr_qi"] * r["reg_qi"]),
-                    biased, int(self.n_epochs))
+        with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
+            _sgd_epochs(np.ascontiguousarray(train.users, dtype=np.int64),
+                        np.ascontiguousarray(train.items, dtype=np.int64),
+                        np.ascontiguousarray(train.values, dtype=ftype), ftype(mu), bu, bi, pu,
+                        qi, ftype(r["lr_bu"]), ftype(r["lr_bi"]), ftype(r["lr_pu"]),
+                        ftype(r["lr_qi"]), ftype(r["reg_bu"]), ftype(r["reg_bi"]),
+                        ftype(1.0 - r["lr_pu"] * r["reg_pu"]),
+                        ftype(1.0 - r["lr_qi"] * r["reg_qi"]), biased, int(self.n_epochs))
         pu, qi, bu, bi = (a.astype(np.float64) for a in (pu, qi, bu, bi))
         if not (np.isfinite(pu).all() and np.isfinite(qi).all()
                 and np.isfinite(bu).all() and np.isfinite(bi).all()):
@@ -289,9 +291,11 @@ class SVD(FactorModel):
 
     def _predict(self, u: np.ndarray, i: np.ndarray, fallbacks) -> np.ndarray:
         """The base's formula for known pairs, in one compiled pass (no gathered copies)."""
-        return _predict_pairs(np.asarray(u, np.int64), np.asarray(i, np.int64), float(self.mu_),
-                              self.user_bias_, self.item_bias_, self.user_factors_,
-                              self.item_factors_, bool(self.biased))
+        with compiled():
+            out = _predict_pairs(np.asarray(u, np.int64), np.asarray(i, np.int64),
+                                 float(self.mu_), self.user_bias_, self.item_bias_,
+                                 self.user_factors_, self.item_factors_, bool(self.biased))
+        return out
 
 
 @register("PMF")

@@ -56,6 +56,7 @@ import scipy.sparse as sp
 from numba import njit
 
 from ...data import Interactions
+from ...interrupt import compiled
 from ..base import check_random_state, register
 from .base import FactorModel
 
@@ -155,10 +156,12 @@ def fold_in_svdpp(history: sp.csr_matrix, item_factors: np.ndarray, implicit_fac
     h = sp.csr_matrix(history, dtype=np.float64)
     h.sort_indices()
     z = implicit_sums(h, implicit_factors)
-    p, b = _fold_in_sgd(h.indptr.astype(np.int64), h.indices.astype(np.int64),
-                        h.data.astype(np.float64), z, np.ascontiguousarray(item_factors),
-                        np.ascontiguousarray(item_bias), float(mu), float(lr_bu), float(lr_pu),
-                        float(reg_bu), float(reg_pu), int(n_epochs), float(init_mean))
+    with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
+        p, b = _fold_in_sgd(h.indptr.astype(np.int64), h.indices.astype(np.int64),
+                            h.data.astype(np.float64), z, np.ascontiguousarray(item_factors),
+                            np.ascontiguousarray(item_bias), float(mu), float(lr_bu),
+                            float(lr_pu), float(reg_bu), float(reg_pu), int(n_epochs),
+                            float(init_mean))
     empty = np.diff(h.indptr) == 0
     p[empty] = 0.0
     return p + z, b
@@ -275,10 +278,11 @@ class SVDpp(FactorModel):
         r = train.csr
         n_pattern = self._neighbourhood(train)
         lr, reg = self._rates()
-        _svdpp_sgd(r.indptr.astype(np.int64), r.indices.astype(np.int64),
-                   r.data.astype(np.float64), n_pattern.indptr.astype(np.int64),
-                   n_pattern.indices.astype(np.int64), mu, bu, bi, p, q, y, lr, reg,
-                   int(self.n_epochs))
+        with compiled():
+            _svdpp_sgd(r.indptr.astype(np.int64), r.indices.astype(np.int64),
+                       r.data.astype(np.float64), n_pattern.indptr.astype(np.int64),
+                       n_pattern.indices.astype(np.int64), mu, bu, bi, p, q, y, lr, reg,
+                       int(self.n_epochs))
         self.mu_ = mu
         self.user_bias_, self.item_bias_ = bu, bi
         self.user_factors_, self.item_factors_, self.implicit_factors_ = p, q, y

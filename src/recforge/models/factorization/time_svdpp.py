@@ -64,6 +64,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
+from ...interrupt import compiled
 from ..base import register
 from ..query import FallbackLog, History
 from .base import FactorModel, fold_in_least_squares
@@ -267,8 +268,9 @@ class TimeSVDpp(FactorModel):
         alpha = np.zeros(n_users)
         but = np.zeros(keys.shape[0])
         lr, reg = self._rates()
-        _sgd(orders.astype(np.int64), indptr, items, ratings, bins, devs, user_day, self.mu_,
-             bu, bi, bit, alpha, but, p, q, y, lr, reg, bool(self.time_terms))
+        with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
+            _sgd(orders.astype(np.int64), indptr, items, ratings, bins, devs, user_day,
+                 self.mu_, bu, bi, bit, alpha, but, p, q, y, lr, reg, bool(self.time_terms))
         p[counts == 0] = 0.0  # never updated: such users get mu + item biases
         q[np.bincount(items, minlength=n_items) == 0] = 0.0  # likewise for unrated items
         self.user_bias_, self.item_bias_ = bu, bi

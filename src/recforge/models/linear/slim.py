@@ -41,6 +41,7 @@ import scipy.sparse as sp
 from numba import njit, prange
 
 from ...data.interactions import Interactions
+from ...interrupt import check, compiled
 from .._threads import numba_threads
 from ..base import FOLD_IN, INCREMENTAL, RANKING, Recommender, register
 from ..feedback import check_feedback_params, implicit_feedback
@@ -143,10 +144,12 @@ def slim_weights(x: sp.spmatrix, alpha: float, l1_ratio: float, max_iter: int = 
     init = None if start is None else sp.csc_matrix(start, dtype=np.float64)
     rows, col_idx, vals = [], [], []
     for first in range(0, cols.size, block):
+        check()  # a stop comes within one block
         targets = cols[first:first + block]
         out = np.zeros((n_items, targets.size)) if init is None else init[:, targets].toarray()
-        _solve_block(targets, indptr, indices, xc.data, sq_norms, float(l1), float(l2),
-                     int(max_iter), float(tol), n_users, out, init is not None)
+        with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
+            _solve_block(targets, indptr, indices, xc.data, sq_norms, float(l1), float(l2),
+                         int(max_iter), float(tol), n_users, out, init is not None)
         if topk is not None and topk < n_items:
             # keep the topk largest per column (ties to the lower item index)
             order = np.argsort(-out, axis=0, kind="stable")

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ... import interrupt
+
 LOSSES = ("cross-entropy", "bpr-max", "top1-max", "top1", "bpr")
 
 # Guard of the logarithm in BPR-max: the weighted sigmoid sum may underflow to 0.
@@ -404,8 +406,10 @@ class _AdagradMomentum:
     def dense(self, name: str, param: torch.Tensor, grad: torch.Tensor) -> None:
         if self.compiled:
             acc, mom = self._np(name)
-            _adagrad_dense_kernel(param.detach().numpy().reshape(-1), acc.reshape(-1), mom.reshape(-1),
-                                  grad.contiguous().numpy().reshape(-1), *self._f32)
+            with interrupt.compiled():  # a Ctrl-C is raised after the kernel, not inside it
+                _adagrad_dense_kernel(param.detach().numpy().reshape(-1), acc.reshape(-1),
+                                      mom.reshape(-1), grad.contiguous().numpy().reshape(-1),
+                                      *self._f32)
             return
         acc = self.acc[name]
         acc.addcmul_(grad, grad)
@@ -436,9 +440,10 @@ class _AdagradMomentum:
             acc, mom = self._np(name)
             if index_b is None:
                 index_b, grad_b = index[:0], grad_rows[:0]
-            _adagrad_rows_kernel(param.detach().numpy(), acc, mom, index.numpy(),
-                                 grad_rows.contiguous().numpy(), index_b.numpy(),
-                                 grad_b.contiguous().numpy(), where, buf, uniq, *self._f32)
+            with interrupt.compiled():
+                _adagrad_rows_kernel(param.detach().numpy(), acc, mom, index.numpy(),
+                                     grad_rows.contiguous().numpy(), index_b.numpy(),
+                                     grad_b.contiguous().numpy(), where, buf, uniq, *self._f32)
             return
         if index_b is not None:
             index = torch.cat([index, index_b])

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...data.sessions import SessionEvents
+from ...interrupt import compiled
 from ..base import SessionRecommender, register
 
 logger = logging.getLogger(__name__)
@@ -352,9 +353,11 @@ class _SessionNeighbours(_PopularityFallback, SessionRecommender):
         out_data = np.empty(out_indptr[-1], dtype=np.float64)
         data = sim.data.astype(np.float64)
         # similarities equal up to floating-point summation order must tie (then: more recent)
-        _pick_neighbours(sim.indptr.astype(np.int64), sim.indices.astype(np.int64),
-                         data, np.round(data, 9), self.session_time_,
-                         int(self.sample_size), int(self.k), out_indptr, out_indices, out_data)
+        with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
+            _pick_neighbours(sim.indptr.astype(np.int64), sim.indices.astype(np.int64),
+                             data, np.round(data, 9), self.session_time_,
+                             int(self.sample_size), int(self.k), out_indptr, out_indices,
+                             out_data)
         return sp.csr_matrix((out_data, out_indices, out_indptr), shape=sim.shape)
 
     def _score_next(self, sessions: list[np.ndarray], fallbacks=None) -> np.ndarray:
