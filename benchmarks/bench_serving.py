@@ -298,6 +298,9 @@ def main(argv=None) -> int:
     ap.add_argument("--soak-seconds", type=float, help="soak length (default 60; quick 5)")
     ap.add_argument("--skip", nargs="*", default=[], choices=("serve", "recall", "soak", "1m"),
                     help="phases to leave out")
+    ap.add_argument("--indexes", nargs="*", default=["exact", "hnsw", "ivf"],
+                    choices=("exact", "hnsw", "ivf"), help="indexes of the factor-100k phases")
+    ap.add_argument("--no-itemknn", action="store_true", help="leave out the item-kNN phases")
     args = ap.parse_args(argv)
     from recforge.serving.ann import AnnSettings
 
@@ -315,9 +318,9 @@ def main(argv=None) -> int:
               file=sys.stderr, flush=True)
         users = np.arange(n_users)
         if "serve" not in args.skip:
-            for index in ("exact", "hnsw", "ivf"):
+            for index in args.indexes:
                 serve_phase("factor-100k", factor, index, users, work, seconds)
-            knn = itemknn_bundle(root)
+            knn = None if args.no_itemknn else itemknn_bundle(root)
             if knn is not None:
                 from recforge.serving.bundle import load_bundle
 
