@@ -13,7 +13,7 @@
 ``value`` / ``timestamp`` columns; ``--user-col`` etc. rename). Without ``--master`` the master
 is what ``spark-submit`` set (or ``local[*]``); under spark-submit run it as::
 
-    spark-submit --master spark://HOST:7077 "$(python -m recforge.scale.spark.submit --path)" \\
+    spark-submit --master spark://HOST:7077 "$(python -m recforge.cli.spark_submit --path)" \\
         recommend MODEL_DIR --interactions events.parquet --out recs.parquet
 
 The driver binds to 127.0.0.1 unless ``--driver-host`` names an address executors on other

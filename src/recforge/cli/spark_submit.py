@@ -1,6 +1,6 @@
-"""Entry script for ``spark-submit``: ``spark-submit [options] submit.py COMMAND ARGS`` runs
+"""Entry script for ``spark-submit``: ``spark-submit [options] spark_submit.py COMMAND ARGS`` runs
 ``recforge spark COMMAND ARGS`` on the cluster spark-submit names. ``python -m
-recforge.scale.spark.submit --path`` prints this file's path."""
+recforge.cli.spark_submit --path`` prints this file's path."""
 
 import sys
 
@@ -8,6 +8,6 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--path"]:
         print(__file__)
         sys.exit(0)
-    from recforge.cli.main import main
+    from recforge.cli.main import main  # the command line itself, on the cluster
 
     sys.exit(main(["spark", *sys.argv[1:]]))
