@@ -599,6 +599,21 @@ class NeuralModel:
     state: ClassVar[tuple[str, ...]] = ("history_", "best_epoch_")
 
     # ---------------------------------------------------------------- device and seeds
+    @contextlib.contextmanager
+    def _threads(self):
+        """Use the model's ``n_threads`` torch threads inside the block (when it has that
+        parameter and it is set), then restore the previous number."""
+        n = getattr(self, "n_threads", None)
+        if n is None:
+            yield
+            return
+        previous = torch.get_num_threads()
+        torch.set_num_threads(int(n))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
     def _device(self) -> torch.device:
         """The resolved ``device``; in a process group a plain ``"cuda"`` (or ``"auto"`` with
         CUDA) means this process's own GPU, ``cuda:LOCAL_RANK``."""

@@ -24,7 +24,6 @@ sampling, the epoch loop, regularisation, scoring, persistence — is here.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -137,19 +136,6 @@ class FeatureRecommender(NeuralModel, Recommender):
         for name in ("l2_embedding", "l2_linear"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-
-    @contextlib.contextmanager
-    def _threads(self):
-        n = getattr(self, "n_threads", None)
-        if n is None:
-            yield
-            return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(int(n))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
 
     # ---------------------------------------------------------------- network
     def _make_net(self, spec: FeatureSpec) -> nn.Module:

@@ -17,7 +17,6 @@ their networks and losses, and :class:`~recforge.models.neural_cf.cdae.CDAE` bui
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 
@@ -88,19 +87,6 @@ class RowAutoencoder(NeuralModel, Recommender):
     uses_user_ids = False
 
     # ------------------------------------------------------------------ helpers
-    @contextlib.contextmanager
-    def _threads(self):
-        """Use ``n_threads`` torch threads inside the block, then restore the previous number."""
-        if self.n_threads is None:
-            yield
-            return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(int(self.n_threads))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
-
     def _check_common(self) -> None:
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)

@@ -43,7 +43,6 @@ popularity fallback.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from typing import ClassVar
@@ -132,18 +131,6 @@ class _AutoRec(NeuralModel, Recommender):
             value = getattr(self, key)
             if not np.isfinite(float(value)) or float(value) < 0:
                 raise ValueError(f"{name}: {key} must be a finite number >= 0, got {value!r}")
-
-    @contextlib.contextmanager
-    def _threads(self):
-        if self.n_threads is None:
-            yield
-            return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(int(self.n_threads))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
 
     # ------------------------------------------------------------------ network
     def _n_in(self) -> int:

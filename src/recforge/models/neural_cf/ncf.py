@@ -41,7 +41,6 @@ embeddings (GMF and MLP ones concatenated for NeuMF); GMF's scores are a dot pro
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from typing import ClassVar
@@ -233,19 +232,6 @@ class _NCF(NeuralModel, Recommender):
         if layers and (any(int(x) != x or x < 1 for x in layers) or layers[0] % 2):
             raise ValueError(f"{name}: layers must be positive integers with an even first entry "
                              f"(the two embeddings are layers[0] / 2 each), got {layers!r}")
-
-    @contextlib.contextmanager
-    def _threads(self):
-        """``n_threads`` torch threads inside the block (restored afterwards)."""
-        if self.n_threads is None:
-            yield
-            return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(int(self.n_threads))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
 
     # ------------------------------------------------------------------ network
     def _new_net(self, generator: torch.Generator) -> NCFNet:

@@ -8,7 +8,6 @@ event. Trained with the paper's binary cross-entropy on one sampled negative per
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -227,19 +226,6 @@ class SASRec(NeuralModel, SessionRecommender):
         self.on_nonfinite = on_nonfinite
         self.max_grad_norm = max_grad_norm
         self.verbose = verbose
-
-    @contextlib.contextmanager
-    def _threads(self):
-        """Use ``n_threads`` torch threads inside the block, then restore the previous number."""
-        if self.n_threads is None:
-            yield
-            return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(int(self.n_threads))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
 
     # ------------------------------------------------------------------ network
     def _new_net(self, generator: torch.Generator) -> _SASRecNet:
