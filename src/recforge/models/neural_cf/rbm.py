@@ -390,7 +390,7 @@ class RBM(RatingDistributionModel):
         frequencies; value units: at 0 (``"ignore"``), or at the logit of the item's rating rate
         (``"level"``, so that "unrated" starts about as likely as in the data). Hidden biases 0,
         weights :math:`N(0, \\text{init\\_std}^2)`."""
-        p, n, F = self.params_, self.n_items_, int(self.n_hidden)
+        p, n = self.params_, self.n_items_
         shift = 1 if self._has_unrated_state() else 0
         K = len(self.levels_) + shift
         counts = np.zeros((n, K))
