@@ -63,7 +63,17 @@ def _candidates(algo: str, quick: bool) -> list[dict]:
         level += [{"n_hidden": 100, "epochs": 15, "learning_rate": lr, "batch_size": 10,
                    "momentum": 0.5, "cd_k": 1, "cd_k_final": 3, "unrated": "level"}
                   for lr in (0.005, 0.01)]
-        return ignore + level
+        # value units (the Microsoft Recommenders RBM's rank-2 units) trained by Adam: first its
+        # quick-start notebook's settings (600 hidden units, 30 epochs, mini-batches of 60,
+        # keep_prob 0.9, init std 0.1, the library's Adam step 0.004 / 60 and T rising to 5),
+        # unrated entries ignored as there; then with "unrated" as the 0 state
+        value = [{"n_hidden": 600, "epochs": 30, "batch_size": 60, "learning_rate": 0.004 / 60,
+                  "init_std": 0.1, "keep_prob": 0.9, "cd_k": 1, "cd_k_final": 5, "weight_decay": 0.0,
+                  "visible": "value", "unrated": "ignore", "optimizer": "adam"}]
+        value += [{"n_hidden": f, "epochs": e, "batch_size": b, "learning_rate": lr, "weight_decay": 0.0,
+                   "visible": "value", "unrated": "level", "optimizer": "adam"}
+                  for f, e, b, lr in ((200, 25, 60, 1e-3), (200, 30, 20, 5e-4), (100, 40, 60, 1e-3))]
+        return ignore + level + value
     if quick:
         return [{"n_hidden": 100, "epochs": 2, "learning_rate": 2e-3}]
     # one network size and rate (the machine this ran on was shared); validation still picks
@@ -93,8 +103,11 @@ def _tune(algo: str, data, args) -> tuple[dict, list]:
     fit_part, val_part = validation_split(train, 0)
     tried, best, best_value = [], None, -np.inf
     mode = getattr(args, "rbm_unrated", "both")
+    visible = getattr(args, "rbm_visible", "both") if algo == "RBM" else "both"
     for params in _candidates(algo, args.quick):
         if mode != "both" and params.get("unrated", mode) != mode:
+            continue
+        if visible != "both" and params.get("visible", "softmax") != visible:
             continue
         model = _model(algo, params, 0, args.device).fit(fit_part)
         scores = PRESENCE_SCORES if params.get("unrated") == "level" else RANKING_SCORES
@@ -189,6 +202,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only-rmse", action="store_true")
     ap.add_argument("--rbm-unrated", default="both", choices=("both", "ignore", "level"),
                     help="which RBM variants the validation search tries")
+    ap.add_argument("--rbm-visible", default="both", choices=("both", "softmax", "value"),
+                    help="which RBM visible units the validation search tries")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
     for row in rows(args):

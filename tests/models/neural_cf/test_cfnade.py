@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recforge.models.neural_cf._ratings import RatingRows
-from recforge.models.neural_cf.cfnade import CFNADE, CFNADENet, cfnade_loss
+from recforge.models.neural_cf.cfnade import CFNADE, CFNADENet, cfnade_loss, cfnade_loss_full
 from tests.models.contract import contract_data
 
 
@@ -114,3 +114,39 @@ def test_training_lowers_the_loss_and_is_seeded():
 def test_bad_hyperparameters_name_the_parameter(params, match):
     with pytest.raises(ValueError, match=match):
         CFNADE(**params).fit(contract_data())
+
+
+# ---------------------------------------------------------------------- unrated="level"
+@pytest.mark.parametrize("lam", [0.0, 0.5, 1.0])
+def test_full_row_cost_equals_the_sparse_cost_over_every_item(lam):
+    """unrated="level": the dense-block cost is eq. 14 over every (user, item) position."""
+    torch.manual_seed(0)
+    B, n, K, H = 3, 5, 4, 6
+    net = CFNADENet(n, K, H).double()
+    with torch.no_grad():
+        for prm in net.parameters():
+            prm.normal_(0, 0.5)
+    states = torch.randint(0, K, (B, n))
+    keys = torch.rand(B, n, dtype=torch.float64)
+    rows, items = np.divmod(np.arange(B * n), n)
+    batch = RatingRows(torch.from_numpy(rows), torch.from_numpy(items), states.reshape(-1), B)
+    want = cfnade_loss(net, batch, keys.reshape(-1), lam)
+    got = cfnade_loss_full(net, states, keys, lam)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("score", ["rated", "joint"])
+def test_the_unrated_level_variant_runs_the_contract(score, tmp_path):
+    from tests.models.contract import check_model_contract
+
+    model = check_model_contract(lambda: CFNADE(n_hidden=5, epochs=3, batch_size=4, unrated="level",
+                                                ranking_score=score, random_state=0),
+                                 contract_data(), tmp_path=tmp_path)
+    assert model.net_.W.shape[0] == 6  # five levels and "unrated"
+
+
+def test_presence_scores_need_the_unrated_level():
+    with pytest.raises(ValueError, match="ranking_score"):
+        CFNADE(ranking_score="rated").fit(contract_data())
+    with pytest.raises(ValueError, match="unrated"):
+        CFNADE(unrated="zero").fit(contract_data())

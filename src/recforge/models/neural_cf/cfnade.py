@@ -31,6 +31,18 @@ along the ordering, so an ordering of :math:`D` ratings costs :math:`O(DHK)`.
 The predicted rating of an unrated item given all of a user's ratings is the expectation of
 :math:`p(r_q = k \mid \mathbf r_o)` (§3.1, eq. 6; the hidden vector does not depend on the
 ordering of the conditioning ratings).
+
+**Top-N lists** (``unrated="level"``, our variant, not the paper's). The paper models the
+ratings a user gave, not *which* items a user rates, so a list ranked by expected rating puts
+rarely rated, highly rated items first. With ``unrated="level"`` every item of the catalogue
+is a position of each user's ordering and "unrated" is one more level, the lowest one (level
+0, below the lowest rating: the ordinal sharing of eq. 10-11 and the ordinal cost then read
+"not rated" as "rated below 1"). A list ranks by the probability that the user rates the item,
+:math:`1 - p(r_q = \text{unrated} \mid \mathbf r)` (``ranking_score="rated"``), or by the
+expected rating with "unrated" counting 0 (``"joint"``), the conditioning history being every
+item's training state (the query item's own state, "unrated", included: one of
+``n_items`` terms). Predicted ratings are conditioned on a rating. The cost of an epoch grows
+from :math:`O(\text{ratings} \cdot HK)` to :math:`O(\text{users} \cdot \text{items} \cdot HK)`.
 """
 
 from __future__ import annotations
@@ -109,6 +121,11 @@ def cfnade_loss(net: CFNADENet, batch: RatingRows, order_keys: torch.Tensor,
     perm, h = ordered_hidden(net, batch, order_keys)
     s = net.scores(h, batch.items[perm])  # (nnz, K)
     target = batch.levels[perm]
+    return _hybrid_cost(s, target, ordinal_weight)
+
+
+def _hybrid_cost(s: torch.Tensor, target: torch.Tensor, ordinal_weight: float) -> torch.Tensor:
+    """Eq. 14 averaged over the rows of ``s`` (n, K) with true levels ``target`` (n,)."""
     log_p = torch.log_softmax(s, dim=1)
     reg = -log_p.gather(1, target[:, None]).squeeze(1)
     if ordinal_weight == 0.0:
@@ -122,6 +139,24 @@ def cfnade_loss(net: CFNADENet, batch: RatingRows, order_keys: torch.Tensor,
     above = (levels[None, :] >= target[:, None]).to(s.dtype)
     ordinal = -(up * below).sum(1) - (down * above).sum(1)
     return ((1.0 - ordinal_weight) * reg + ordinal_weight * ordinal).mean()
+
+
+def cfnade_loss_full(net: CFNADENet, states: torch.Tensor, order_keys: torch.Tensor,
+                     ordinal_weight: float = 0.0) -> torch.Tensor:
+    r""":func:`cfnade_loss` when every row covers *every* item (``unrated="level"``): ``states``
+    (n_rows, n_items) holds each item's level, ``order_keys`` (n_rows, n_items) the ordering.
+    The same cost, computed with the rows as a dense (n_rows, n_items, H) block so that the
+    output weights are read once per batch instead of gathered per entry."""
+    B, n = states.shape
+    IW = net.input_weights()  # (K, n, H)
+    contrib = IW[states, torch.arange(n, device=states.device)]  # (B, n, H) in item order
+    perm = torch.argsort(order_keys, dim=1, stable=True)
+    index = perm.unsqueeze(-1).expand(-1, -1, contrib.shape[-1])
+    ordered = contrib.gather(1, index).double()
+    before = (torch.cumsum(ordered, dim=1) - ordered).to(contrib.dtype)  # exclusive, per row
+    h = torch.empty_like(contrib).scatter(1, index, torch.tanh(net.c + before))  # item order
+    s = torch.cumsum(torch.einsum("bnh,knh->bnk", h, net.V) + net.b.T, dim=-1)
+    return _hybrid_cost(s.reshape(B * n, -1), states.reshape(-1), ordinal_weight)
 
 
 @register("CFNADE")
@@ -140,7 +175,13 @@ class CFNADE(RatingDistributionModel):
     ordinal_weight : float, default 1.0
         :math:`\lambda` of the hybrid cost (0: the plain negative log-likelihood).
     init_std : float, default 0.01
-    ranking_score : {"expected", "mode"}, default "expected"
+    ranking_score : {"expected", "mode", "rated", "joint"}, default "expected"
+        See :mod:`recforge.models.neural_cf._ratings`; "rated" and "joint" need
+        ``unrated="level"``.
+    unrated : {"ignore", "level"}, default "ignore"
+        "ignore": the paper's model (a user's ordering covers the rated items only). "level":
+        our top-N variant (module docstring): every item is a position, "unrated" the lowest
+        level.
     patience : int, optional
         With ``validation`` in ``fit``: early stopping on validation RMSE.
     random_state : int, optional, default 0
@@ -154,7 +195,7 @@ class CFNADE(RatingDistributionModel):
 
     def __init__(self, n_hidden: int = 500, epochs: int = 30, batch_size: int = 64,
                  learning_rate: float = 1e-3, weight_decay: float = 0.0, ordinal_weight: float = 1.0,
-                 init_std: float = 0.01, ranking_score: str = "expected",
+                 init_std: float = 0.01, ranking_score: str = "expected", unrated: str = "ignore",
                  patience: int | None = None, random_state: int | None = 0, device: str = "cpu",
                  verbose: bool = False):
         self.n_hidden = n_hidden
@@ -165,6 +206,7 @@ class CFNADE(RatingDistributionModel):
         self.ordinal_weight = ordinal_weight
         self.init_std = init_std
         self.ranking_score = ranking_score
+        self.unrated = unrated
         self.patience = patience
         self.random_state = random_state
         self.device = device
@@ -181,11 +223,17 @@ class CFNADE(RatingDistributionModel):
         if not 0.0 <= float(self.ordinal_weight) <= 1.0:
             raise ValueError(f"CFNADE: ordinal_weight must be in [0, 1], got {self.ordinal_weight!r}")
         check_int(owner, "patience", self.patience, allow_none=True)
-        check_ranking_score(owner, self.ranking_score)
+        if self.unrated not in ("ignore", "level"):
+            raise ValueError(f"CFNADE: unrated must be 'ignore' or 'level', got {self.unrated!r}")
+        check_ranking_score(owner, self.ranking_score, presence=self.unrated == "level")
+
+    def _has_unrated_state(self) -> bool:
+        return getattr(self, "unrated", "ignore") == "level"
 
     def _build_modules(self) -> None:
+        K = len(self.levels_) + (1 if self._has_unrated_state() else 0)
         with isolated_global_rng():
-            self.net_ = CFNADENet(self.n_items_, len(self.levels_), int(self.n_hidden)).to(self._device())
+            self.net_ = CFNADENet(self.n_items_, K, int(self.n_hidden)).to(self._device())
 
     def _fit_net(self, train, validate) -> None:
         streams = self._seed_streams()  # fixed order: init, orderings, shuffling
@@ -201,6 +249,7 @@ class CFNADE(RatingDistributionModel):
         indptr, items, levels = self.rows_indptr_, self.rows_items_, self.rows_levels_
         users = np.flatnonzero(np.diff(indptr) > 0)
         bs, lam = int(self.batch_size), float(self.ordinal_weight)
+        dense, n = self._has_unrated_state(), self.n_items_
 
         def train_epoch(epoch: int, loop) -> float:
             self.net_.train()
@@ -211,11 +260,19 @@ class CFNADE(RatingDistributionModel):
                 lengths = indptr[sel + 1] - indptr[sel]
                 sub_ptr = np.concatenate([[0], np.cumsum(lengths)])
                 src = np.repeat(indptr[sel] - sub_ptr[:-1], lengths) + np.arange(sub_ptr[-1])
-                batch = RatingRows.from_csr(sub_ptr, items[src], levels[src], device)
-                keys = torch.rand(src.size, generator=order_gen, device=device)
-                loss = cfnade_loss(self.net_, batch, keys, lam)
-                total += loop.step(loss, optimizer, self.net_.parameters()) * src.size
-                count += src.size
+                if dense:  # every item a position: 0 = unrated, k + 1 = level k
+                    states = np.zeros((sel.size, n), np.int64)
+                    states[np.repeat(np.arange(sel.size), lengths), items[src]] = levels[src] + 1
+                    keys = torch.rand(sel.size, n, generator=order_gen, device=device)
+                    loss = cfnade_loss_full(self.net_, torch.from_numpy(states).to(device), keys, lam)
+                    size = states.size
+                else:
+                    batch = RatingRows.from_csr(sub_ptr, items[src], levels[src], device)
+                    keys = torch.rand(src.size, generator=order_gen, device=device)
+                    loss = cfnade_loss(self.net_, batch, keys, lam)
+                    size = src.size
+                total += loop.step(loss, optimizer, self.net_.parameters()) * size
+                count += size
             return total / max(count, 1)
 
         loop = self._loop(validate)
@@ -228,8 +285,13 @@ class CFNADE(RatingDistributionModel):
         self.best_epoch_ = loop.best_epoch
 
     def _hidden(self, batch: RatingRows) -> torch.Tensor:
-        contrib = self.net_.input_weights()[batch.levels, batch.items]
-        pre = self.net_.c.expand(batch.n_rows, -1).clone()
+        weights = self.net_.input_weights()
+        if self._has_unrated_state():  # every item starts "unrated"; a rating swaps its weights
+            pre = (self.net_.c + weights[0].sum(0)).expand(batch.n_rows, -1).clone()
+            contrib = weights[batch.levels + 1, batch.items] - weights[0, batch.items]
+        else:
+            pre = self.net_.c.expand(batch.n_rows, -1).clone()
+            contrib = weights[batch.levels, batch.items]
         pre.index_add_(0, batch.rows, contrib)
         return torch.tanh(pre)
 
