@@ -9,10 +9,15 @@
   excluded. The RBM's search covers the paper's model (``unrated="ignore"``) and our
   ``unrated="level"`` variant (every item a visible unit, "unrated" a state; ranked by the
   probability of a rating, ``"rated"``, or the expected rating counting "unrated" as 0,
-  ``"joint"``). Hyperparameters (including ``ranking_score``) are chosen by NDCG@10 on a
+  ``"joint"``), and value visible units trained by Adam (``visible="value"``, the Microsoft
+  Recommenders RBM's rank-2 units: its quick-start notebook's settings with unrated entries
+  ignored, and three settings with "unrated" as the 0 state). Every list is computed from the
+  user's *training* ratings (``_deep_rbm_reference.py`` measures that library's own RBM with
+  its training and with its test ratings as the input). Hyperparameters (including
+  ``ranking_score``) are chosen by NDCG@10 on a
   validation split carved from the training part of seed 0, then every seed refits on its own
   training part. Rows: the contract's, plus ``table_ndcg@10`` / ``table_p@10`` for the RBM.
-  ``--rbm-unrated ignore|level`` restricts the search to one variant.
+  ``--rbm-unrated ignore|level`` and ``--rbm-visible softmax|value`` restrict the search.
 * ``ml-100k-90-10``: rating RMSE of a random 90/10 split (seed 0) beside recforge's SVD;
   hyperparameters chosen by validation RMSE (10 % of the training part).
 
