@@ -10,7 +10,9 @@ defaults otherwise). It prints one JSON object per (seed, input) and a mean per 
 are diagnostics, not rows of the ``bench_deep.py`` contract.
 
 Needs a virtual environment with ``recommenders`` 1.2.x and TensorFlow (``--reference-python``,
-default ``<main checkout>/.bench-envs/msrrbm/bin/python``)::
+default ``<main checkout>/.bench-envs/msrrbm/bin/python``; built here as a venv whose
+site-packages also reach TensorFlow's through a ``.pth`` file, plus
+``pip install --no-deps recommenders==1.2.1`` and ``pip install pandas matplotlib scipy``)::
 
     python benchmarks/_deep_rbm_reference.py --seeds 0 1 2
 """
