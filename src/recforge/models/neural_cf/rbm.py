@@ -29,6 +29,13 @@ Prediction (eq. 3): :math:`\hat p_j = p(h_j = 1 \mid V)` from the user's ratings
 :math:`p(v_q^k = 1 \mid \hat p)` by (1) with :math:`\hat p` in place of :math:`h`; the
 predicted rating is the expectation. All random draws come from the model's own
 ``torch.Generator``; every tensor is per mini-batch of users over their rated items only.
+
+Variants (not in the paper, see :class:`RBM`): ``unrated="level"`` makes every item a visible
+unit with "unrated" as one more state (the signal a top-N list needs); ``visible="value"`` uses
+the rank-2 units of the Microsoft Recommenders RBM (one weight per item-hidden pair, the state
+is the rating value, :math:`p(v_i=s\mid h)\propto e^{s\phi_i}`; :func:`cd_gradients_value`);
+``optimizer="adam"`` descends the free-energy difference :math:`F(v^0)-F(v^T)` with Adam
+instead of the paper's momentum update; ``keep_prob`` drops hidden units during training.
 """
 
 from __future__ import annotations
