@@ -18,6 +18,8 @@
   validation split carved from the training part of seed 0, then every seed refits on its own
   training part. Rows: the contract's, plus ``table_ndcg@10`` / ``table_p@10`` for the RBM.
   ``--rbm-unrated ignore|level`` and ``--rbm-visible softmax|value`` restrict the search.
+  CF-NADE's candidate is its ``unrated="level"`` variant (every item a position of the
+  ordering, "unrated" the lowest level; ranked by ``"rated"`` or ``"joint"``).
 * ``ml-100k-90-10``: rating RMSE of a random 90/10 split (seed 0) beside recforge's SVD;
   hyperparameters chosen by validation RMSE (10 % of the training part).
 
