@@ -184,6 +184,14 @@ class TwoTower(FeatureRecommender):
             return np.ones(len(train), np.float32)
         return (train.values >= self.threshold_).astype(np.float32)
 
+    def _optimizer(self, params: list) -> torch.optim.Optimizer:
+        lr = float(self.learning_rate)
+        # Adagrad with the initial accumulator 0.1 of Duchi et al.'s delta as Keras sets it:
+        # torch's 0 makes each row's first step a full learning-rate step whatever its gradient
+        return {"adam": lambda: torch.optim.Adam(params, lr=lr),
+                "adagrad": lambda: torch.optim.Adagrad(params, lr=lr, initial_accumulator_value=0.1, eps=1e-7),
+                "sgd": lambda: torch.optim.SGD(params, lr=lr)}[self.optimizer]()
+
     def _train(self, train: Interactions, labels: np.ndarray, train_ctx, validation) -> None:
         streams = self._seed_streams()
         init_gen = streams.torch("cpu")
@@ -194,12 +202,7 @@ class TwoTower(FeatureRecommender):
         self.net_ = self._new_net(init_gen)
         attach_generator(self.net_, dropout_gen)
         params = list(self.net_.parameters())
-        lr = float(self.learning_rate)
-        # Adagrad with the initial accumulator 0.1 of Duchi et al.'s delta as Keras sets it:
-        # torch's 0 makes each row's first step a full learning-rate step whatever its gradient
-        opt = {"adam": lambda: torch.optim.Adam(params, lr=lr),
-               "adagrad": lambda: torch.optim.Adagrad(params, lr=lr, initial_accumulator_value=0.1, eps=1e-7),
-               "sgd": lambda: torch.optim.SGD(params, lr=lr)}[self.optimizer]()
+        opt = self._optimizer(params)
         pos = np.flatnonzero(labels > 0)
         if not pos.size:
             raise ValueError("no positive training interaction (lower threshold)")
