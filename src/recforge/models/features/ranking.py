@@ -250,9 +250,8 @@ class TwoTowerMultitask(TwoTower):
             for b in range(0, n, bs):
                 sel = order[b:b + bs]
                 u, i = u_all[sel], i_all[sel]
-                q = self.net_.query(torch.cat([t["user_idx_"][u], cidx[sel]], 1),
-                                    torch.cat([t["user_val_"][u], cval[sel]], 1))
-                v = self.net_.item(t["item_idx_"][i], t["item_val_"][i])
+                q, v = self.net_.pair(torch.cat([t["user_idx_"][u], cidx[sel]], 1),
+                                      torch.cat([t["user_val_"][u], cval[sel]], 1), t["item_idx_"][i], t["item_val_"][i])
                 lq = log_freq[i] if (retrieval and self.logq_correction) else None
                 negatives = None
                 if retrieval and n_neg:
