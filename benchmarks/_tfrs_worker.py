@@ -89,6 +89,7 @@ def main(path: str) -> int:
                 self.rating_model = tf.keras.Sequential(
                     [tf.keras.layers.Dense(int(h), activation="relu") for h in p["rating_hidden"]]
                     + [tf.keras.layers.Dense(1)])
+                self.rating_model.build((None, 2 * out_dim))  # weights exist even when its loss weight is 0
                 self.rating_task = tfrs.tasks.Ranking(loss=tf.keras.losses.MeanSquaredError())
 
         def rating(self, q, v):
