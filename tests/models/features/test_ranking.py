@@ -133,3 +133,28 @@ def test_bad_parameters_and_data_are_named():
         TwoTowerRanking(n_epochs=1).fit(implicit, item_features=itf)
     with pytest.raises(TypeError, match="predicts ratings"):
         TwoTowerRanking(**_small(n_epochs=1)).fit(inter, item_features=itf).predict_proba(["u0"], [100])
+
+
+def test_field_sums_and_their_gradient_equal_lookup_then_pooling():
+    """The towers' one-pass field embeddings (embedding_bag forward, index_add backward) equal
+    FeatureEmbedding.slots then .fields, values and table gradient."""
+    from recforge.models.features.embedding import FeatureEmbedding, field_sums
+
+    g = torch.Generator().manual_seed(0)
+    slot_fields = np.array([0, 1, 1, 1, 2, 3, 3])
+    emb = FeatureEmbedding(20, 4, slot_fields, np.array([0, 5, 10, 15])).double()
+    with torch.no_grad():
+        emb.embedding.weight.copy_(torch.randn(20, 4, generator=g, dtype=torch.float64))
+    idx = torch.randint(0, 20, (5, 7), generator=g)
+    idx[0, :3] = 3  # repeated rows within a batch row: their gradients add up
+    val = torch.rand(5, 7, generator=g, dtype=torch.float64)
+    val[1, 2] = 0.0
+    upstream = torch.randn(5, 4, 4, generator=g, dtype=torch.float64)
+    slow = emb.fields(emb.slots(idx, val))
+    (slow * upstream).sum().backward()
+    slow_grad = emb.embedding.weight.grad.clone()
+    emb.embedding.weight.grad = None
+    fast = field_sums(emb.embedding.weight, idx, val, torch.as_tensor(slot_fields), torch.tensor([0, 1, 4, 5]))
+    (fast * upstream).sum().backward()
+    torch.testing.assert_close(fast, slow)
+    torch.testing.assert_close(emb.embedding.weight.grad, slow_grad)
