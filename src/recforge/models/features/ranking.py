@@ -242,16 +242,23 @@ class TwoTowerMultitask(TwoTower):
         p_all = None if pos.all() else torch.from_numpy(pos).to(device)
         rating, retrieval = float(self.rating_weight) > 0, float(self.retrieval_weight) > 0
         n = len(train)
+        chunk = bs * 64
 
         def train_epoch(epoch: int, loop) -> float:
             self.net_.train()
             order = torch.from_numpy(rng.permutation(n)).to(device)
             total = 0.0
             for b in range(0, n, bs):
-                sel = order[b:b + bs]
-                u, i = u_all[sel], i_all[sel]
-                q, v = self.net_.pair(torch.cat([t["user_idx_"][u], cidx[sel]], 1),
-                                      torch.cat([t["user_val_"][u], cval[sel]], 1), t["item_idx_"][i], t["item_val_"][i])
+                if b % chunk == 0:  # encoded rows of the next batches, gathered at once
+                    rows = order[b:b + chunk]
+                    u_c, i_c = u_all[rows], i_all[rows]
+                    idx_c = torch.cat([t["user_idx_"][u_c], cidx[rows], t["item_idx_"][i_c]], 1)
+                    val_c = torch.cat([t["user_val_"][u_c], cval[rows], t["item_val_"][i_c]], 1)
+                    y_c = y_all[rows]
+                    p_c = None if p_all is None else p_all[rows]
+                sl = slice(b % chunk, b % chunk + bs)
+                i = i_c[sl]
+                q, v = self.net_.pair(idx_c[sl], val_c[sl])
                 lq = log_freq[i] if (retrieval and self.logq_correction) else None
                 negatives = None
                 if retrieval and n_neg:
@@ -259,9 +266,9 @@ class TwoTowerMultitask(TwoTower):
                     v_neg = self.net_.item(t["item_idx_"][items_neg], t["item_val_"][items_neg])
                     lq_neg = torch.full((n_neg,), log_uniform, device=device) if self.logq_correction else None
                     negatives = (v_neg, items_neg, lq_neg)
-                terms = self._loss_terms(q, v, i, y_all[sel], None if p_all is None else p_all[sel], lq, negatives,
+                terms = self._loss_terms(q, v, i, y_c[sl], None if p_c is None else p_c[sl], lq, negatives,
                                          rating=rating, retrieval=retrieval)
-                total += loop.step(self._combine(*terms) + self._regularization(), opt, params) * sel.numel()
+                total += loop.step(self._combine(*terms) + self._regularization(), opt, params) * i.numel()
             return total / n
 
         loop = self._training_loop(int(self.n_epochs), None, verbose=bool(self.verbose))

@@ -120,12 +120,12 @@ class _TwoTowerNet(nn.Module):
     def item(self, idx, val):
         return self._tower(self.item_mlp, self.item_out, self._fields(idx, val, self.slot_field_i, self.starts_i))
 
-    def pair(self, qidx, qval, iidx, ival):
-        """Both towers on row-aligned query and item rows, with one pass over the shared table
-        (one backward through it instead of two)."""
-        sq, fq = qidx.shape[1], self.starts_q.numel()
-        fields = self._fields(torch.cat([qidx, iidx], 1), torch.cat([qval, ival], 1),
-                              torch.cat([self.slot_field_q, self.slot_field_i + fq]),
+    def pair(self, idx, val):
+        """Both towers on rows that are a query row followed by its item row (``idx``, ``val``
+        of shape (B, S_query + S_item)), with one pass over the shared table (one backward
+        through it instead of two)."""
+        sq, fq = self.slot_field_q.numel(), self.starts_q.numel()
+        fields = self._fields(idx, val, torch.cat([self.slot_field_q, self.slot_field_i + fq]),
                               torch.cat([self.starts_q, self.starts_i + sq]))
         return (self._tower(self.query_mlp, self.query_out, fields[:, :fq]),
                 self._tower(self.item_mlp, self.item_out, fields[:, fq:]))
@@ -255,8 +255,8 @@ class TwoTower(FeatureRecommender):
             for b in range(0, n, bs):
                 sel = order[b:b + bs]
                 u, i = u_all[sel], i_all[sel]
-                q, v = self.net_.pair(torch.cat([t["user_idx_"][u], cidx[sel]], 1),
-                                      torch.cat([t["user_val_"][u], cval[sel]], 1), t["item_idx_"][i], t["item_val_"][i])
+                q, v = self.net_.pair(torch.cat([t["user_idx_"][u], cidx[sel], t["item_idx_"][i]], 1),
+                                      torch.cat([t["user_val_"][u], cval[sel], t["item_val_"][i]], 1))
                 lq = log_freq[i] if self.logq_correction else None
                 v_neg = items_neg = lq_neg = None
                 if n_neg:
