@@ -211,8 +211,8 @@ class TwoTowerMultitask(TwoTower):
                                 torch.cat([t["user_val_"][u], torch.from_numpy(empty.val)], 1))
             v = self.net_.item(t["item_idx_"][i], t["item_val_"][i])
             rating, retrieval = self._loss_terms(q, v, i, torch.from_numpy(r), positive, log_q)
-        total = float(self.rating_weight) * float(rating) + float(self.retrieval_weight) * float(retrieval)
-        return {"rating": float(rating), "retrieval": float(retrieval), "total": total}
+            total = self._combine(rating, retrieval)  # as in training
+        return {"rating": float(rating), "retrieval": float(retrieval), "total": float(total)}
 
     # ---------------------------------------------------------------- training
     def _train(self, train: Interactions, targets: np.ndarray, train_ctx, validation) -> None:
