@@ -159,3 +159,15 @@ def test_field_sums_and_their_gradient_equal_lookup_then_pooling():
     (fast * upstream).sum().backward()
     torch.testing.assert_close(fast, slow)
     torch.testing.assert_close(emb.embedding.weight.grad, slow_grad)
+
+
+def test_the_training_loss_is_the_weighted_sum():
+    """One batch holding every rating and a negligible step: the epoch's recorded loss is the
+    loss at the initial weights, rating_weight * MSE + retrieval_weight * summed softmax."""
+    inter, itf, uf = _data()
+    model = TwoTowerMultitask(**dict(_small(n_epochs=1), optimizer="sgd", learning_rate=1e-12,
+                                     batch_size=len(inter)), rating_weight=0.5, retrieval_weight=2.0)
+    model.fit(inter, item_features=itf, user_features=uf)
+    got = model.batch_losses(inter.users, inter.items, inter.values)
+    assert model.history_["train_loss"][0] == pytest.approx(got["total"], rel=1e-5)
+    assert got["total"] == pytest.approx(0.5 * got["rating"] + 2.0 * got["retrieval"], rel=1e-6)
