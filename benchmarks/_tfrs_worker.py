@@ -1,4 +1,5 @@
-"""Runs the TensorFlow Recommenders (0.7.x) retrieval model for ``bench_features.py``.
+"""Runs the TensorFlow Recommenders (0.7.x) retrieval, ranking and multitask models for
+``bench_features.py``.
 
 Started by the python of the virtual environment that has ``tensorflow-recommenders``
 installed (with ``TF_USE_LEGACY_KERAS=1``: TFRS 0.7 needs Keras 2, ``tf_keras``), never
@@ -16,6 +17,13 @@ from each candidate's training frequency. Inputs are recforge's FeatureSpec code
 query vectors of every user and the candidate vectors of every item (``users``, ``items``) to
 ``job["out"]`` and prints one JSON object on its last stdout line: ``seconds_per_epoch`` (one
 per epoch), versions.
+
+With ``job["task"] == "multitask"`` (the TFRS basic-ranking and multitask tutorials) the same
+towers feed a rating model — ``Dense(h, relu)`` per ``rating_hidden`` entry and ``Dense(1)``
+over the concatenated tower outputs — trained with ``tfrs.tasks.Ranking`` (mean squared error)
+on ``train_ratings``; the loss is ``rating_weight * ranking loss + retrieval_weight *
+retrieval loss`` (weights (1, 0): the ranking model alone). Its predictions for the pairs
+``test_users``, ``test_items`` are written as ``pred`` beside the vectors.
 """
 
 from __future__ import annotations
@@ -67,23 +75,45 @@ def main(path: str) -> int:
 
     item_prob = tf.constant(data["item_prob"].astype(np.float32))
 
+    multitask = job.get("task", "retrieval") == "multitask"
+    rating_weight = float(p.get("rating_weight", 0.0)) if multitask else 0.0
+    retrieval_weight = float(p.get("retrieval_weight", 1.0)) if multitask else 1.0
+
     class Retrieval(tfrs.Model):
         def __init__(self):
             super().__init__()
             self.query = Tower("user", job["user_fields"])
             self.candidate = Tower("item", job["item_fields"])
             self.task = tfrs.tasks.Retrieval(remove_accidental_hits=True)
+            if multitask:
+                self.rating_model = tf.keras.Sequential(
+                    [tf.keras.layers.Dense(int(h), activation="relu") for h in p["rating_hidden"]]
+                    + [tf.keras.layers.Dense(1)])
+                self.rating_model.build((None, 2 * out_dim))  # weights exist even when its loss weight is 0
+                self.rating_task = tfrs.tasks.Ranking(loss=tf.keras.losses.MeanSquaredError())
+
+        def rating(self, q, v):
+            return self.rating_model(tf.concat([q, v], axis=1))
 
         def compute_loss(self, features, training=False):
             u, i = features["user"], features["item"]
-            return self.task(self.query(u), self.candidate(i),
-                             candidate_sampling_probability=tf.gather(item_prob, i), candidate_ids=i,
-                             compute_metrics=False)
+            q, v = self.query(u), self.candidate(i)
+            loss = 0.0
+            if retrieval_weight > 0:
+                loss += retrieval_weight * self.task(
+                    q, v, candidate_sampling_probability=tf.gather(item_prob, i), candidate_ids=i,
+                    compute_metrics=False)
+            if rating_weight > 0:
+                loss += rating_weight * self.rating_task(labels=features["rating"], predictions=self.rating(q, v),
+                                                         compute_metrics=False)
+            return loss
 
     model = Retrieval()
     model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=float(p["learning_rate"])))
-    train = tf.data.Dataset.from_tensor_slices({"user": data["train_users"].astype(np.int32),
-                                                "item": data["train_items"].astype(np.int32)})
+    columns = {"user": data["train_users"].astype(np.int32), "item": data["train_items"].astype(np.int32)}
+    if multitask:
+        columns["rating"] = data["train_ratings"].astype(np.float32)[:, None]
+    train = tf.data.Dataset.from_tensor_slices(columns)
     train = train.shuffle(len(data["train_users"]), seed=int(p["seed"]), reshuffle_each_iteration=True)
     seconds: list[float] = []
 
@@ -99,7 +129,13 @@ def main(path: str) -> int:
     n_items = len(data[f"item_{job['item_fields'][0]['name']}"])
     users = model.query(tf.range(n_users)).numpy()
     items = model.candidate(tf.range(n_items)).numpy()
-    np.savez(job["out"], users=users.astype(np.float32), items=items.astype(np.float32))
+    out = {"users": users.astype(np.float32), "items": items.astype(np.float32)}
+    if multitask:
+        tu, ti = data["test_users"].astype(np.int32), data["test_items"].astype(np.int32)
+        pred = [model.rating(model.query(tu[s:s + 65536]), model.candidate(ti[s:s + 65536])).numpy()[:, 0]
+                for s in range(0, len(tu), 65536)]
+        out["pred"] = np.concatenate(pred).astype(np.float32)
+    np.savez(job["out"], **out)
     print(json.dumps({"seconds_per_epoch": seconds, "tensorflow_version": tf.__version__,
                       "tfrs_version": tfrs.__version__}))
     return 0

@@ -31,6 +31,25 @@ Prints one JSON object per line.
     {"algo": "TwoTower", "impl": "recforge"|"tfrs", "dataset": "ml-100k-random80",
      "recall@100": ..., "seconds_per_epoch": ...}
 
+* ``ranking``: the rating model on the two towers (TFRS "basic ranking" tutorial) on the same
+  split and the same fields, embedding and tower sizes as ``retrieval``, a 256-64 ReLU rating
+  model over the concatenated tower outputs, mean squared error, Adagrad 0.1, batch 256, the
+  same epochs; beside it the same model in TensorFlow Recommenders (``_tfrs_worker.py``, task
+  ``multitask`` with weights (1, 0)). Both predict the test ratings, clipped to [1, 5]; RMSE
+  is computed here for both. The two run at the same time, each on ``--threads`` threads::
+
+    {"algo": "TwoTowerRanking", "impl": "recforge"|"tfrs", "dataset": "ml-100k-random80",
+     "rmse": ..., "seconds_per_epoch": ...}
+
+* ``multitask``: the joint model (TFRS multitask tutorial: rating_weight * ranking loss +
+  retrieval_weight * retrieval loss on shared towers) for each pair of ``--weights``, recforge
+  and TFRS at the same time as above; RMSE of the rating model and recall@100 of the towers'
+  vectors (ranked as in ``retrieval``)::
+
+    {"algo": "TwoTowerMultitask", "impl": "recforge"|"tfrs", "dataset": "ml-100k-random80",
+     "rating_weight": ..., "retrieval_weight": ..., "rmse": ..., "recall@100": ...,
+     "seconds_per_epoch": ...}
+
 * ``cold``: 10 % of ML-100K's items (seeded) held out of training entirely; the two-tower
   model, trained on the rest, scores the held-out items from their features (id out of
   vocabulary); per user with a held-out interaction, AUC of the held-out items they rated
@@ -52,6 +71,8 @@ Usage::
 
     python benchmarks/bench_features.py --section ctr [--epochs 2] [--threads 2]
         [--algos FM,WideDeep,DeepFM,DCNv2] [--deepctr-python PATH]
+    python benchmarks/bench_features.py --section ranking --threads 1 [--tower-epochs 5]
+    python benchmarks/bench_features.py --section multitask --threads 1 [--weights "1,0;0,1;1,1"]
 """
 
 from __future__ import annotations
@@ -84,6 +105,8 @@ YOUTUBE_DNN = {"embedding_dim": 32, "hidden": [128, 64], "out_dim": 32, "max_his
                "learning_rate": 1e-3, "batch_size": 256}
 TWO_TOWER = {"embedding_dim": 32, "out_dim": 32, "hidden": [], "learning_rate": 0.1, "optimizer": "adagrad",
              "batch_size": 256, "init_std": 0.05, "n_negatives": 0, "logq_correction": True}
+RANKING = {"embedding_dim": 32, "out_dim": 32, "hidden": [], "rating_hidden": [256, 64], "learning_rate": 0.1,
+           "optimizer": "adagrad", "batch_size": 256, "init_std": 0.05}
 
 
 # ---------------------------------------------------------------------- retrieval
@@ -133,48 +156,139 @@ def _local_codes(spec, source: str, enc) -> dict:
     return out
 
 
-def run_tfrs_retrieval(spec, ds, train, test, users, args) -> dict:
-    """TFRS's retrieval model on the same fields (recforge's codes), vectors back, recall@100
-    computed here exactly as for recforge (full ranking, training items excluded)."""
-    import scipy.sparse as sp
+class TfrsRun:
+    """One run of ``_tfrs_worker.py`` in its own environment, started at once (``Popen``) so
+    that it can train at the same time as recforge; :meth:`result` waits for it and returns
+    (the worker's JSON line, its output arrays)."""
 
-    from recforge.data.feature_spec import user_columns
-    from recforge.metrics import recall_at_k
-    from recforge.topk import mask_rows, topk_rows
+    def __init__(self, spec, ds, train, users, args, params: dict, task: str = "retrieval", test=None):
+        from recforge.data.feature_spec import user_columns
 
-    u = _local_codes(spec, "user", spec.encode("user", user_columns(users), ids=np.arange(train.n_users)))
-    it = _local_codes(spec, "item", spec.encode_items(ds.item_features))
-    counts = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
-    with tempfile.TemporaryDirectory() as tmp:
+        u = _local_codes(spec, "user", spec.encode("user", user_columns(users), ids=np.arange(train.n_users)))
+        it = _local_codes(spec, "item", spec.encode_items(ds.item_features))
+        counts = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
+        self.tmp = tempfile.TemporaryDirectory()
+        tmp = Path(self.tmp.name)
         arrays = {f"user_{k}": v for k, v in u.items()} | {f"item_{k}": v for k, v in it.items()}
         arrays.update(train_users=train.users, train_items=train.items,
                       item_prob=np.maximum(counts / counts.sum(), 1e-12))
-        np.savez(Path(tmp) / "data.npz", **arrays)
+        if task == "multitask":
+            arrays.update(train_ratings=train.values, test_users=test.users, test_items=test.items)
+        np.savez(tmp / "data.npz", **arrays)
 
         def fields(source):
             return [{"name": f.name.replace(".", "_"), "kind": "varlen" if f.width > 1 else "sparse",
                      "size": f.size, "width": f.width} for f in spec.source_fields(source)]
 
-        params = {k: TWO_TOWER[k] for k in ("embedding_dim", "out_dim", "learning_rate", "batch_size", "init_std")}
-        params.update(n_epochs=args.tower_epochs, seed=0)
-        job = {"params": params, "user_fields": fields("user"), "item_fields": fields("item"),
-               "data": str(Path(tmp) / "data.npz"), "out": str(Path(tmp) / "out.npz"), "threads": args.threads}
-        (Path(tmp) / "job.json").write_text(json.dumps(job))
+        job = {"task": task, "params": dict(params, n_epochs=args.tower_epochs, seed=0),
+               "user_fields": fields("user"), "item_fields": fields("item"), "data": str(tmp / "data.npz"),
+               "out": str(tmp / "out.npz"), "threads": args.threads}
+        (tmp / "job.json").write_text(json.dumps(job))
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TF_USE_LEGACY_KERAS="1",
                    TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-        proc = subprocess.run([args.tfrs_python, str(ROOT / "benchmarks" / "_tfrs_worker.py"),
-                               str(Path(tmp) / "job.json")], capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            raise RuntimeError(f"tfrs worker failed:\n{proc.stderr[-3000:]}")
-        info = json.loads(proc.stdout.strip().splitlines()[-1])
-        out = np.load(Path(tmp) / "out.npz")
-        uv, iv = out["users"].astype(np.float64), out["items"].astype(np.float64)
+        self.proc = subprocess.Popen([args.tfrs_python, str(ROOT / "benchmarks" / "_tfrs_worker.py"),
+                                      str(tmp / "job.json")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=env)
+
+    def result(self) -> tuple[dict, dict]:
+        try:
+            stdout, stderr = self.proc.communicate()
+            if self.proc.returncode != 0:
+                raise RuntimeError(f"tfrs worker failed:\n{stderr[-3000:]}")
+            info = json.loads(stdout.strip().splitlines()[-1])
+            with np.load(Path(self.tmp.name) / "out.npz") as out:
+                arrays = {k: out[k] for k in out.files}
+        finally:
+            self.tmp.cleanup()
+        return info, arrays
+
+
+def vector_recall(uv, iv, train, test, k: int = 100) -> float:
+    """recall@k of dot-product scores of user and item vectors, ranked as recforge's models are
+    (full ranking, training items excluded)."""
+    import scipy.sparse as sp
+
+    from recforge.metrics import recall_at_k
+    from recforge.topk import mask_rows, topk_rows
+
     rows = np.unique(test.users)
-    scores = (uv[rows] @ iv.T).astype(np.float32)
+    scores = (uv[rows].astype(np.float64) @ iv.T.astype(np.float64)).astype(np.float32)
     mask_rows(scores, sp.csr_matrix(train.csr[rows]), np.arange(rows.size))
-    top, _ = topk_rows(scores, 100)
-    recall = float(np.nanmean(recall_at_k(top, sp.csr_matrix(test.csr[rows]), 100)))
-    return {"recall": recall, "seconds_per_epoch": float(np.mean(info["seconds_per_epoch"]))}
+    top, _ = topk_rows(scores, k)
+    return float(np.nanmean(recall_at_k(top, sp.csr_matrix(test.csr[rows]), k)))
+
+
+def run_tfrs_retrieval(spec, ds, train, test, users, args) -> dict:
+    """TFRS's retrieval model on the same fields (recforge's codes), vectors back, recall@100
+    computed here exactly as for recforge (full ranking, training items excluded)."""
+    params = {k: TWO_TOWER[k] for k in ("embedding_dim", "out_dim", "learning_rate", "batch_size", "init_std")}
+    info, out = TfrsRun(spec, ds, train, users, args, params).result()
+    return {"recall": vector_recall(out["users"], out["items"], train, test),
+            "seconds_per_epoch": float(np.mean(info["seconds_per_epoch"]))}
+
+
+def rmse(pred, test, scale=(1.0, 5.0)) -> float:
+    """Root mean squared error of predictions clipped to the rating scale (the same rule for
+    both libraries: recforge's ``predict`` clips, TFRS's raw outputs are clipped here)."""
+    p = np.clip(np.asarray(pred, dtype=np.float64), *scale)
+    return float(np.sqrt(np.mean((p - test.values.astype(np.float64)) ** 2)))
+
+
+def _joint_run(args, weights):
+    """recforge's and TFRS's model for one (rating_weight, retrieval_weight) pair, trained at
+    the same time (TFRS in its worker process, recforge here), each on ``args.threads``
+    threads. ``weights=None``: the ranking model (TwoTowerRanking; TFRS multitask (1, 0))."""
+    from recforge.data import FeatureSpec
+    from recforge.models import get_model_class
+
+    ds, train, test, users, _, _, _ = ctr_setup()
+    tfrs = None
+    tfrs_weights = (1.0, 0.0) if weights is None else weights
+    if "tfrs" in args.impls and Path(args.tfrs_python).exists():
+        spec = FeatureSpec.build(train, user_features=users, item_features=ds.item_features)
+        params = {k: RANKING[k] for k in ("embedding_dim", "out_dim", "learning_rate", "batch_size", "init_std",
+                                          "rating_hidden")}
+        params.update(rating_weight=tfrs_weights[0], retrieval_weight=tfrs_weights[1])
+        tfrs = TfrsRun(spec, ds, train, users, args, params, task="multitask", test=test)
+    rows = {}
+    try:
+        if "recforge" in args.impls:
+            if weights is None:
+                model = get_model_class("TwoTowerRanking")(**RANKING, n_epochs=args.tower_epochs, random_state=0,
+                                                           n_threads=args.threads)
+            else:
+                model = get_model_class("TwoTowerMultitask")(**RANKING, n_epochs=args.tower_epochs,
+                                                             rating_weight=weights[0], retrieval_weight=weights[1],
+                                                             random_state=0, n_threads=args.threads)
+            model.fit(train, item_features=ds.item_features, user_features=users)
+            row = {"rmse": rmse(model.predict_inner(test.users, test.items), test),
+                   "seconds_per_epoch": float(np.mean(model.history_["seconds"]))}
+            if weights is not None:
+                row["recall@100"] = vector_recall(model.query_vectors(np.arange(train.n_users)),
+                                                  model.item_vectors(), train, test)
+            rows["recforge"] = row
+    finally:
+        if tfrs is not None:
+            info, out = tfrs.result()
+            row = {"rmse": rmse(out["pred"], test), "seconds_per_epoch": float(np.mean(info["seconds_per_epoch"]))}
+            if weights is not None:
+                row["recall@100"] = vector_recall(out["users"], out["items"], train, test)
+            rows["tfrs"] = row
+    return rows
+
+
+def section_ranking(args) -> None:
+    for impl, row in _joint_run(args, None).items():
+        emit({"algo": "TwoTowerRanking", "impl": impl, "dataset": "ml-100k-random80", "rmse": round(row["rmse"], 4),
+              "seconds_per_epoch": round(row["seconds_per_epoch"], 2)})
+
+
+def section_multitask(args) -> None:
+    for weights in args.weights:
+        for impl, row in _joint_run(args, weights).items():
+            emit({"algo": "TwoTowerMultitask", "impl": impl, "dataset": "ml-100k-random80",
+                  "rating_weight": weights[0], "retrieval_weight": weights[1], "rmse": round(row["rmse"], 4),
+                  "recall@100": round(row["recall@100"], 4), "seconds_per_epoch": round(row["seconds_per_epoch"], 2)})
 
 
 def genre_popularity(train, item_features) -> np.ndarray:
@@ -346,7 +460,8 @@ def section_ctr(args) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--section", default="ctr", choices=["ctr", "retrieval", "cold", "loo", "all"])
+    ap.add_argument("--section", default="ctr",
+                    choices=["ctr", "retrieval", "ranking", "multitask", "cold", "loo", "all"])
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--tower-epochs", type=int, default=5, help="epochs of the two-tower model")
     ap.add_argument("--batch-size", type=int, default=256)
@@ -355,7 +470,15 @@ def main(argv=None) -> int:
     ap.add_argument("--impls", default="recforge,deepctr-torch,tfrs")
     ap.add_argument("--tfrs-python", default=str(TFRS_PYTHON))
     ap.add_argument("--deepctr-python", default=str(DEEPCTR_PYTHON))
+    ap.add_argument("--weights", default="1,0;0,1;1,1",
+                    help="multitask: rating_weight,retrieval_weight pairs separated by ';'")
     args = ap.parse_args(argv)
+    try:
+        args.weights = [tuple(float(w) for w in pair.split(",")) for pair in args.weights.split(";") if pair]
+    except ValueError:
+        ap.error(f"--weights: pairs of numbers 'a,b;c,d', got {args.weights!r}")
+    if any(len(w) != 2 for w in args.weights):
+        ap.error(f"--weights: each entry is rating_weight,retrieval_weight, got {args.weights!r}")
     args.algos = [a for a in args.algos.split(",") if a]
     args.impls = [i for i in args.impls.split(",") if i]
     bad = sorted(set(args.algos) - set(ALGOS))
@@ -368,10 +491,11 @@ def main(argv=None) -> int:
         print(json.dumps({"skipped": "deepctr-torch environment not found", "path": args.deepctr_python}),
               file=sys.stderr)
         args.impls = [i for i in args.impls if i != "deepctr-torch"]
-    sections = ["ctr", "retrieval", "cold", "loo"] if args.section == "all" else [args.section]
+    sections = ["ctr", "retrieval", "ranking", "multitask", "cold", "loo"] if args.section == "all" \
+        else [args.section]
     for section in sections:
-        {"ctr": section_ctr, "retrieval": section_retrieval, "cold": section_cold,
-         "loo": section_loo}[section](args)
+        {"ctr": section_ctr, "retrieval": section_retrieval, "ranking": section_ranking,
+         "multitask": section_multitask, "cold": section_cold, "loo": section_loo}[section](args)
     return 0
 
 

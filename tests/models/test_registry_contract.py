@@ -91,6 +91,12 @@ def _factories():
                                           random_state=0),
         "TwoTower": lambda: g("TwoTower")(embedding_dim=4, out_dim=4, hidden=[6], n_epochs=2,
                                           batch_size=8, n_negatives=3, random_state=0),
+        "TwoTowerRanking": lambda: g("TwoTowerRanking")(embedding_dim=4, out_dim=4, hidden=[6],
+                                                        rating_hidden=[8, 4], n_epochs=2, batch_size=8,
+                                                        random_state=0),
+        "TwoTowerMultitask": lambda: g("TwoTowerMultitask")(embedding_dim=4, out_dim=4, rating_hidden=[8],
+                                                            n_epochs=2, batch_size=8, n_negatives=3,
+                                                            random_state=0),
         "YouTubeDNN": lambda: g("YouTubeDNN")(embedding_dim=4, hidden=[6], out_dim=4, max_history=5,
                                               n_negatives=4, n_epochs=2, batch_size=8, random_state=0),
         "DCNv2": lambda: g("DCNv2")(embedding_dim=4, hidden=[8], n_cross=2, rank=3, n_epochs=2,
@@ -126,7 +132,8 @@ def test_contract(name, tmp_path):
         check_session_contract(factory, tmp_path=tmp_path)
         return
     data = contract_data()
-    with_features = name in ("ContentKNN", "MetaProd2Vec", "FM", "DeepFM", "WideDeep", "DCNv2", "TwoTower")
+    with_features = name in ("ContentKNN", "MetaProd2Vec", "FM", "DeepFM", "WideDeep", "DCNv2", "TwoTower",
+                             "TwoTowerRanking", "TwoTowerMultitask")
     kwargs = {"item_features": _contract_features(data)} if with_features else {}
     # the torch models score many rows in one float32 pass, whose GEMM kernel (chosen by the
     # number of rows) can change the last bit of a score: batch and single scores agree to

@@ -49,6 +49,8 @@ MODEL_MODULES: dict[str, str] = {
     "WideDeep": "recforge.models.features.wide_deep",
     "DCNv2": "recforge.models.features.dcn",
     "TwoTower": "recforge.models.features.two_tower",
+    "TwoTowerRanking": "recforge.models.features.ranking",
+    "TwoTowerMultitask": "recforge.models.features.ranking",
     "YouTubeDNN": "recforge.models.features.youtube_dnn",
     # wrappers
     "SurpriseAlgorithm": "recforge.models.surprise_wrapper",

@@ -370,6 +370,15 @@ class FeatureRecommender(NeuralModel, Recommender):
                             item_table=None, fallbacks: FallbackLog | None = None) -> np.ndarray:
         """:meth:`predict_proba` on inner indices (``-1`` = unknown id)."""
         log = FallbackLog() if fallbacks is None else fallbacks
+        (uidx, uval), (iidx, ival), (cidx, cval) = self._encode_pairs(u, i, context, user_table, item_table, log)
+        logits = self._forward_encoded(uidx, uval, iidx, ival, cidx, cval)
+        return self._to_probability(logits)
+
+    def _encode_pairs(self, u, i, context, user_table, item_table, log: FallbackLog):
+        """Encoded ``(idx, val)`` of the user, item and context parts of (user, item) pairs
+        given by inner indices (``-1`` = unknown id): a side's ``*_table`` (features of each
+        pair, e.g. of new users or items) is encoded, else a known id's training features are
+        used and an unknown one gets only out-of-vocabulary rows; every fallback is counted."""
         u = np.asarray(u, dtype=np.int64)
         i = np.asarray(i, dtype=np.int64)
         spec = self.feature_spec_
@@ -393,8 +402,7 @@ class FeatureRecommender(NeuralModel, Recommender):
         cenc = spec.encode("context", ctx, n=u.size)
         if context is not None:
             self._log_encoding(log, cenc, missing=True)
-        logits = self._forward_encoded(parts[0][0], parts[0][1], parts[1][0], parts[1][1], cenc.idx, cenc.val)
-        return self._to_probability(logits)
+        return parts[0], parts[1], (cenc.idx, cenc.val)
 
     @staticmethod
     def _log_encoding(log: FallbackLog, enc, missing: bool = False) -> None:

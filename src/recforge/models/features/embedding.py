@@ -87,6 +87,49 @@ class FeatureEmbedding(nn.Module):
         return self.embedding.weight.pow(2).sum(), self.linear.weight.pow(2).sum()
 
 
+class _FieldSums(torch.autograd.Function):
+    """``embedding_bag`` sums forward; the table's gradient by one ``index_add_`` (no sort of
+    the indices, which the CPU kernel of ``embedding_bag``'s backward spends most time on)."""
+
+    @staticmethod
+    def forward(ctx, weight, idx, val, offsets, bags):
+        ctx.save_for_backward(idx, val, bags)
+        ctx.n_rows = weight.shape[0]
+        return nn.functional.embedding_bag(idx, weight, offsets, mode="sum", per_sample_weights=val)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.needs_input_grad[2]:
+            raise NotImplementedError("field_sums: no gradient with respect to the values")
+        idx, val, bags = ctx.saved_tensors
+        rows = grad.index_select(0, bags) * val.unsqueeze(1)
+        grad_weight = torch.zeros(ctx.n_rows, grad.shape[1], dtype=grad.dtype, device=grad.device)
+        return grad_weight.index_add_(0, idx, rows), None, None, None, None
+
+
+def field_sums(weight: torch.Tensor, idx: torch.Tensor, val: torch.Tensor,
+               slot_field: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    r"""Field embeddings of encoded rows whose slots are grouped by field: for row :math:`b` and
+    field :math:`f`, :math:`\sum_{s \in f} x_{b,s} v_{idx_{b,s}}` — the same as
+    :meth:`FeatureEmbedding.fields` of :meth:`FeatureEmbedding.slots` (a mean-pooled bag's
+    values are already :math:`1/n`). Shape (B, F, k).
+
+    Parameters
+    ----------
+    weight : (n_features, k) table
+    idx, val : (B, S) rows of the table and their values
+    slot_field : (S,) field (0..F-1) of each slot, non-decreasing
+    starts : (F,) first slot of each field
+    """
+    b, s = idx.shape
+    n_fields = starts.numel()
+    row = torch.arange(b, device=idx.device).unsqueeze(1)
+    offsets = (row * s + starts.unsqueeze(0)).reshape(-1)
+    bags = (row * n_fields + slot_field.unsqueeze(0)).reshape(-1)
+    out = _FieldSums.apply(weight, idx.reshape(-1), val.reshape(-1), offsets, bags)
+    return out.reshape(b, n_fields, -1)
+
+
 class MLP(nn.Module):
     """``Linear -> ReLU -> dropout`` per hidden layer (no output layer)."""
 
