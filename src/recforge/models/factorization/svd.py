@@ -69,11 +69,18 @@ from .base import FactorModel
 NO_LEARNING = 1e12
 
 
-@numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
-def _sgd_epochs(users, items, ratings, mu, bu, bi, pu, qi, lr_bu, lr_bi, lr_pu, lr_qi,
+@numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, error_model="numpy",
+            boundscheck=False)
+def _sgd_epochs(indptr, items, ratings, mu, bu, bi, pu, qi, lr_bu, lr_bi, lr_pu, lr_qi,
                 reg_bu, reg_bi, keep_p, keep_q, biased, n_epochs):  # pragma: no cover
     r"""In-place SGD of (bu, bi, pu, qi) over the ratings in array order, ``n_epochs`` times
     (update rules in the module docstring).
+
+    The ratings come user by user: user ``u``'s items and ratings are
+    ``items[indptr[u]:indptr[u + 1]]`` and ``ratings[...]`` (the user-major CSR order of
+    :class:`~recforge.data.Interactions`, every user's items distinct). Within a user's block
+    :math:`b_u` stays in a register and is written back once at the end of the block; ``items``
+    is the int32 column index array as stored (no conversion per fit).
 
     ``keep_p`` and ``keep_q`` are :math:`1 - \gamma_{pu}\lambda_{pu}` and :math:`1 -
     \gamma_{qi}\lambda_{qi}`: :math:`p + \gamma (e q - \lambda p) = (1 - \gamma\lambda) p +
@@ -82,48 +89,53 @@ def _sgd_epochs(users, items, ratings, mu, bu, bi, pu, qi, lr_bu, lr_bi, lr_pu, 
     arithmetic stays in it, so the float32 build puts twice as many factors in a SIMD register
     and never converts inside the loops.
 
-    When the next rating is the same user's on another item, its dot product
-    :math:`q_{i'}^\top p_u` is accumulated inside this rating's factor update, from the updated
+    The next rating of the same user (on another item) gets its dot product
+    :math:`q_{i'}^\top p_u` accumulated inside this rating's factor update, from the updated
     :math:`p_u` and the untouched :math:`q_{i'}` — the same value as a separate pass, one pass
     fewer over the factors."""
     k = pu.shape[1]
-    n = ratings.size
     zero = np.zeros(1, pu.dtype)[0]
     for _ in range(n_epochs):
-        have_dot = False
-        dot = zero
-        for j in range(n):
-            u = users[j]
-            i = items[j]
-            if not have_dot:
-                dot = zero
-                for f in range(k):
-                    dot += qi[i, f] * pu[u, f]
+        for u in range(indptr.size - 1):
+            s = indptr[u]
+            e = indptr[u + 1]
+            if s == e:
+                continue
+            p = pu[u]
+            b_u = bu[u]
+            q = qi[items[s]]
+            dot = zero
+            for f in range(k):
+                dot += q[f] * p[f]
+            for j in range(s, e):
+                i = items[j]
+                q = qi[i]
+                if biased:
+                    err = ratings[j] - (mu + b_u + bi[i] + dot)
+                    b_u += lr_bu * (err - reg_bu * b_u)
+                    bi[i] += lr_bi * (err - reg_bi * bi[i])
+                else:
+                    err = ratings[j] - dot
+                step_p = lr_pu * err
+                step_q = lr_qi * err
+                if j + 1 < e:
+                    nxt = qi[items[j + 1]]
+                    dot = zero
+                    for f in range(k):
+                        puf = p[f]
+                        qif = q[f]
+                        p_new = keep_p * puf + step_p * qif
+                        p[f] = p_new
+                        q[f] = keep_q * qif + step_q * puf
+                        dot += nxt[f] * p_new
+                else:
+                    for f in range(k):
+                        puf = p[f]
+                        qif = q[f]
+                        p[f] = keep_p * puf + step_p * qif
+                        q[f] = keep_q * qif + step_q * puf
             if biased:
-                err = ratings[j] - (mu + bu[u] + bi[i] + dot)
-                bu[u] += lr_bu * (err - reg_bu * bu[u])
-                bi[i] += lr_bi * (err - reg_bi * bi[i])
-            else:
-                err = ratings[j] - dot
-            step_p = lr_pu * err
-            step_q = lr_qi * err
-            have_dot = j + 1 < n and users[j + 1] == u and items[j + 1] != i
-            if have_dot:
-                nxt = items[j + 1]
-                dot = zero
-                for f in range(k):
-                    puf = pu[u, f]
-                    qif = qi[i, f]
-                    p_new = keep_p * puf + step_p * qif
-                    pu[u, f] = p_new
-                    qi[i, f] = keep_q * qif + step_q * puf
-                    dot += qi[nxt, f] * p_new
-            else:
-                for f in range(k):
-                    puf = pu[u, f]
-                    qif = qi[i, f]
-                    pu[u, f] = keep_p * puf + step_p * qif
-                    qi[i, f] = keep_q * qif + step_q * puf
+                bu[u] = b_u
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
@@ -269,9 +281,10 @@ class SVD(FactorModel):
         bu = np.zeros(train.n_users, dtype=ftype)
         bi = np.zeros(train.n_items, dtype=ftype)
         r = rates
+        indptr = np.zeros(train.n_users + 1, dtype=np.int64)
+        np.cumsum(train.user_counts, out=indptr[1:])
         with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
-            _sgd_epochs(np.ascontiguousarray(train.users, dtype=np.int64),
-                        np.ascontiguousarray(train.items, dtype=np.int64),
+            _sgd_epochs(indptr, np.ascontiguousarray(train.items, dtype=np.int32),
                         np.ascontiguousarray(train.values, dtype=ftype), ftype(mu), bu, bi, pu,
                         qi, ftype(r["lr_bu"]), ftype(r["lr_bi"]), ftype(r["lr_pu"]),
                         ftype(r["lr_qi"]), ftype(r["reg_bu"]), ftype(r["reg_bi"]),
