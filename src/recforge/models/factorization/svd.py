@@ -63,7 +63,7 @@ import numpy as np
 
 from ...interrupt import compiled
 from ..base import register
-from .base import FactorModel
+from .base import FactorModel, aligned_zeros, padded_width
 
 #: Fold-in penalty of a parameter that training does not move (zero rate or no epochs).
 NO_LEARNING = 1e12
@@ -276,8 +276,15 @@ class SVD(FactorModel):
         ftype = np.dtype(self.dtype).type
         biased = bool(self.biased)
         mu = float(np.mean(train.values, dtype=np.float64)) if (biased and len(train)) else 0.0
-        pu, qi = self.initial_factors(train.n_users, train.n_items)
-        pu, qi = pu.astype(ftype), qi.astype(ftype)
+        pu0, qi0 = self.initial_factors(train.n_users, train.n_items)
+        # Rows padded to whole cache lines (zero columns stay zero: their gradient is zero) on
+        # a 64-byte-aligned base; the first n_factors columns are kept after training.
+        k = pu0.shape[1]
+        width = padded_width(k, ftype)
+        pu = aligned_zeros((train.n_users, width), ftype)
+        qi = aligned_zeros((train.n_items, width), ftype)
+        pu[:, :k] = pu0
+        qi[:, :k] = qi0
         bu = np.zeros(train.n_users, dtype=ftype)
         bi = np.zeros(train.n_items, dtype=ftype)
         r = rates
@@ -290,7 +297,7 @@ class SVD(FactorModel):
                         ftype(r["lr_qi"]), ftype(r["reg_bu"]), ftype(r["reg_bi"]),
                         ftype(1.0 - r["lr_pu"] * r["reg_pu"]),
                         ftype(1.0 - r["lr_qi"] * r["reg_qi"]), biased, int(self.n_epochs))
-        pu, qi, bu, bi = (a.astype(np.float64) for a in (pu, qi, bu, bi))
+        pu, qi, bu, bi = (a.astype(np.float64) for a in (pu[:, :k], qi[:, :k], bu, bi))
         if not (np.isfinite(pu).all() and np.isfinite(qi).all()
                 and np.isfinite(bu).all() and np.isfinite(bi).all()):
             raise FloatingPointError(f"{type(self).__name__} SGD diverged (non-finite "
