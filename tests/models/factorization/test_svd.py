@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from recforge.data import Interactions
 from recforge.models import get_model_class
 from recforge.models.factorization import PMF, SVD
-from recforge.models.factorization.svd import NO_LEARNING
+from recforge.models.factorization.svd import NO_LEARNING, _fill_normal
 
 
 def _tiny(seed: int = 0, n_users: int = 9, n_items: int = 7, n: int = 40) -> Interactions:
@@ -76,9 +76,22 @@ def test_initial_factors_are_normal_user_matrix_first():
     m = SVD(n_factors=4, n_epochs=0, random_state=3, dtype="float64").fit(train)
     np.testing.assert_array_equal(m.user_factors_,
                                   np.random.default_rng(3).normal(0, 0.1, (train.n_users, 4)))
+    np.testing.assert_array_equal(m.item_factors_,
+                                  m.initial_factors(train.n_users, train.n_items)[1])
     m32 = SVD(n_factors=4, n_epochs=0, random_state=3).fit(train)
     np.testing.assert_array_equal(m32.user_factors_, m.user_factors_.astype(np.float32))
     assert not m.user_bias_.any() and not m.item_bias_.any()
+    # fit draws straight into its training rows, chunk by chunk: the same values as
+    # initial_factors' rng.normal, also across chunk boundaries and for other mean / std
+    big = SVD(n_factors=7, init_mean=0.3, init_std_dev=0.17, random_state=5, dtype="float64")
+    pu, qi = big.initial_factors(3000, 2500)
+    out = np.zeros((3000, 16))
+    rng = np.random.default_rng(5)
+    _fill_normal(rng, out[:, :7], 0.3, 0.17, chunk=100)
+    np.testing.assert_array_equal(out[:, :7], pu)
+    assert not out[:, 7:].any()
+    _fill_normal(rng, out[:2500, :7], 0.3, 0.17)
+    np.testing.assert_array_equal(out[:2500, :7], qi)
 
 
 def test_defaults_and_overrides_are_surprises():

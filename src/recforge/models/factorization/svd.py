@@ -151,6 +151,25 @@ def _predict_pairs(u, i, mu, bu, bi, pu, qi, biased):  # pragma: no cover
     return out
 
 
+def _fill_normal(rng: np.random.Generator, out: np.ndarray, mean: float, std: float,
+                 chunk: int = 8192) -> None:
+    """Fill ``out`` (rows x k, any float dtype) with the values ``rng.normal(mean, std,
+    out.shape)`` returns, cast to ``out``'s dtype: NumPy computes a normal draw as
+    ``mean + std * z`` from the standard-normal stream, so drawing ``z`` into a small float64
+    buffer (``standard_normal(out=...)``, the same stream in the same order) and scaling it in
+    float64 gives the same bits, without a full-size float64 temporary to allocate, fault in
+    and convert (the test of ``initial_factors`` checks the equality)."""
+    n, k = out.shape
+    rows = max(1, chunk // max(k, 1))
+    buf = np.empty((min(rows, n), k))
+    for s in range(0, n, rows):
+        b = buf[:min(rows, n - s)]
+        rng.standard_normal(out=b)
+        b *= std
+        b += mean
+        out[s:s + b.shape[0]] = b
+
+
 def _non_negative(value, name: str) -> float:
     value = float(value)
     if not np.isfinite(value) or value < 0:
@@ -251,8 +270,9 @@ class SVD(FactorModel):
         return lam("pu"), lam("bu")
 
     def initial_factors(self, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
-        """The initial (P, Q): normal(init_mean, init_std_dev), P drawn first, from
-        ``numpy.random.default_rng(random_state)``."""
+        """The initial (P, Q) (float64): normal(init_mean, init_std_dev), P drawn first, from
+        ``numpy.random.default_rng(random_state)``; ``fit`` starts from these values (cast to
+        ``dtype``), drawn by :func:`_fill_normal` into its training rows."""
         rng = np.random.default_rng(self.random_state)
         k = int(self.n_factors)
         pu = rng.normal(self.init_mean, self.init_std_dev, size=(n_users, k))
@@ -276,15 +296,16 @@ class SVD(FactorModel):
         ftype = np.dtype(self.dtype).type
         biased = bool(self.biased)
         mu = float(np.mean(train.values, dtype=np.float64)) if (biased and len(train)) else 0.0
-        pu0, qi0 = self.initial_factors(train.n_users, train.n_items)
         # Rows padded to whole cache lines (zero columns stay zero: their gradient is zero) on
-        # a 64-byte-aligned base; the first n_factors columns are kept after training.
-        k = pu0.shape[1]
+        # a 64-byte-aligned base; the first n_factors columns are kept after training. The
+        # initial factors are initial_factors()'s, drawn straight into those rows.
+        k = int(self.n_factors)
         width = padded_width(k, ftype)
         pu = aligned_zeros((train.n_users, width), ftype)
         qi = aligned_zeros((train.n_items, width), ftype)
-        pu[:, :k] = pu0
-        qi[:, :k] = qi0
+        rng = np.random.default_rng(self.random_state)
+        for m in (pu, qi):
+            _fill_normal(rng, m[:, :k], float(self.init_mean), float(self.init_std_dev))
         bu = np.zeros(train.n_users, dtype=ftype)
         bi = np.zeros(train.n_items, dtype=ftype)
         r = rates
