@@ -34,7 +34,10 @@ Ratings are visited user by user, each user's items in inner index order, in eve
 users in order of first appearance and each user's ratings in insertion order, so the two orders
 coincide when Surprise's trainset is built from our interactions in their stored order (as the
 benchmark does); on other inputs the orders differ and so do the results, by SGD noise only.
-The whole training runs in one compiled Numba call.
+The whole training runs in one compiled Numba call, on factor rows padded to whole 64-byte
+cache lines (:func:`~recforge.models.factorization.base.padded_width`; the padding columns have
+zero gradient and stay zero) on a 64-byte-aligned base, so that no SIMD access of a row straddles
+two cache lines; the fitted arrays keep the first ``n_factors`` columns.
 
 Unknown or anonymous query rows are folded in by the base's regularised least squares
 (:func:`~recforge.models.factorization.base.fold_in_least_squares`), item side fixed, with
@@ -79,8 +82,11 @@ def _sgd_epochs(indptr, items, ratings, mu, bu, bi, pu, qi, lr_bu, lr_bi, lr_pu,
     The ratings come user by user: user ``u``'s items and ratings are
     ``items[indptr[u]:indptr[u + 1]]`` and ``ratings[...]`` (the user-major CSR order of
     :class:`~recforge.data.Interactions`, every user's items distinct). Within a user's block
-    :math:`b_u` stays in a register and is written back once at the end of the block; ``items``
-    is the int32 column index array as stored (no conversion per fit).
+    :math:`b_u` stays in a register and is written back once at the end of the block.
+    ``indptr`` (uint64) and ``items`` (uint32: the stored int32 column indices, viewed) are
+    unsigned, so every index derived from them is, and Numba emits no negative-index
+    wrap-around code on the per-rating accesses (``ratings[j]``, ``items[j]``, ``bi[i]``,
+    ``qi[i]``).
 
     ``keep_p`` and ``keep_q`` are :math:`1 - \gamma_{pu}\lambda_{pu}` and :math:`1 -
     \gamma_{qi}\lambda_{qi}`: :math:`p + \gamma (e q - \lambda p) = (1 - \gamma\lambda) p +
@@ -95,6 +101,7 @@ def _sgd_epochs(indptr, items, ratings, mu, bu, bi, pu, qi, lr_bu, lr_bi, lr_pu,
     fewer over the factors."""
     k = pu.shape[1]
     zero = np.zeros(1, pu.dtype)[0]
+    one = np.uint64(1)
     for _ in range(n_epochs):
         for u in range(indptr.size - 1):
             s = indptr[u]
@@ -118,8 +125,8 @@ def _sgd_epochs(indptr, items, ratings, mu, bu, bi, pu, qi, lr_bu, lr_bi, lr_pu,
                     err = ratings[j] - dot
                 step_p = lr_pu * err
                 step_q = lr_qi * err
-                if j + 1 < e:
-                    nxt = qi[items[j + 1]]
+                if j + one < e:
+                    nxt = qi[items[j + one]]
                     dot = zero
                     for f in range(k):
                         puf = p[f]
@@ -311,8 +318,9 @@ class SVD(FactorModel):
         r = rates
         indptr = np.zeros(train.n_users + 1, dtype=np.int64)
         np.cumsum(train.user_counts, out=indptr[1:])
+        items = np.ascontiguousarray(train.items, dtype=np.int32)
         with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
-            _sgd_epochs(indptr, np.ascontiguousarray(train.items, dtype=np.int32),
+            _sgd_epochs(indptr.view(np.uint64), items.view(np.uint32),
                         np.ascontiguousarray(train.values, dtype=ftype), ftype(mu), bu, bi, pu,
                         qi, ftype(r["lr_bu"]), ftype(r["lr_bi"]), ftype(r["lr_pu"]),
                         ftype(r["lr_qi"]), ftype(r["reg_bu"]), ftype(r["reg_bi"]),
