@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from recforge.data import Interactions
 from recforge.models import get_model_class
 from recforge.models.factorization import PMF, SVD
-from recforge.models.factorization.svd import NO_LEARNING
+from recforge.models.factorization.svd import NO_LEARNING, _fill_normal
 
 
 def _tiny(seed: int = 0, n_users: int = 9, n_items: int = 7, n: int = 40) -> Interactions:
@@ -76,9 +76,22 @@ def test_initial_factors_are_normal_user_matrix_first():
     m = SVD(n_factors=4, n_epochs=0, random_state=3, dtype="float64").fit(train)
     np.testing.assert_array_equal(m.user_factors_,
                                   np.random.default_rng(3).normal(0, 0.1, (train.n_users, 4)))
+    np.testing.assert_array_equal(m.item_factors_,
+                                  m.initial_factors(train.n_users, train.n_items)[1])
     m32 = SVD(n_factors=4, n_epochs=0, random_state=3).fit(train)
     np.testing.assert_array_equal(m32.user_factors_, m.user_factors_.astype(np.float32))
     assert not m.user_bias_.any() and not m.item_bias_.any()
+    # fit draws straight into its training rows, chunk by chunk: the same values as
+    # initial_factors' rng.normal, also across chunk boundaries and for other mean / std
+    big = SVD(n_factors=7, init_mean=0.3, init_std_dev=0.17, random_state=5, dtype="float64")
+    pu, qi = big.initial_factors(3000, 2500)
+    out = np.zeros((3000, 16))
+    rng = np.random.default_rng(5)
+    _fill_normal(rng, out[:, :7], 0.3, 0.17, chunk=100)
+    np.testing.assert_array_equal(out[:, :7], pu)
+    assert not out[:, 7:].any()
+    _fill_normal(rng, out[:2500, :7], 0.3, 0.17)
+    np.testing.assert_array_equal(out[:2500, :7], qi)
 
 
 def test_defaults_and_overrides_are_surprises():
@@ -201,3 +214,34 @@ def test_same_factors_as_surprise_from_the_same_start_and_order(biased):
     np.testing.assert_allclose(model.item_factors_[ours_of_theirs], algo.qi, rtol=0, atol=1e-12)
     np.testing.assert_allclose(model.user_bias_[theirs_users], algo.bu, rtol=0, atol=1e-12)
     np.testing.assert_allclose(model.item_bias_[ours_of_theirs], algo.bi, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_step_is_the_update_and_the_next_dot_product(dtype):
+    """The explicit-SIMD step: p' = kp p + sp q, q' = kq q + sq p (old p), returns r . p'."""
+    import numba
+
+    from recforge.models.factorization.svd import fused_step
+
+    @numba.njit
+    def step(pu, qi, u, i, n, kp, sp, kq, sq, want):
+        return fused_step(pu, qi, u, i, n, kp, sp, kq, sq, want)
+
+    rng = np.random.default_rng(0)
+    width = 32  # two float32 vector pairs, four float64 ones
+    pu = rng.normal(size=(3, width)).astype(dtype)
+    qi = rng.normal(size=(4, width)).astype(dtype)
+    p0, q0, r0 = pu[1].copy(), qi[2].copy(), qi[0].copy()
+    kp, sp, kq, sq = (dtype(x) for x in (0.99, 0.05, 0.98, -0.03))
+    dot = step(pu, qi, 1, 2, 0, kp, sp, kq, sq, True)
+    p1 = (0.99 * p0.astype(np.float64) + 0.05 * q0)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(pu[1], p1, rtol=tol, atol=tol)
+    np.testing.assert_allclose(qi[2], 0.98 * q0.astype(np.float64) - 0.03 * p0, rtol=tol, atol=tol)
+    assert dot == pytest.approx(float(r0 @ p1), rel=tol, abs=tol)
+    np.testing.assert_array_equal(qi[0], r0)  # the next row is only read
+    # without the dot: the same update, 0 returned, other rows untouched
+    before = pu.copy(), qi.copy()
+    assert step(pu, qi, 0, 3, 3, kp, sp, kq, sq, False) == 0
+    np.testing.assert_array_equal(pu[1:], before[0][1:])
+    np.testing.assert_array_equal(qi[:3], before[1][:3])

@@ -34,7 +34,10 @@ Ratings are visited user by user, each user's items in inner index order, in eve
 users in order of first appearance and each user's ratings in insertion order, so the two orders
 coincide when Surprise's trainset is built from our interactions in their stored order (as the
 benchmark does); on other inputs the orders differ and so do the results, by SGD noise only.
-The whole training runs in one compiled Numba call.
+The whole training runs in one compiled Numba call, on factor rows padded to whole 64-byte
+cache lines (:func:`~recforge.models.factorization.base.padded_width`; the padding columns have
+zero gradient and stay zero) on a 64-byte-aligned base, so that no SIMD access of a row straddles
+two cache lines; the fitted arrays keep the first ``n_factors`` columns.
 
 Unknown or anonymous query rows are folded in by the base's regularised least squares
 (:func:`~recforge.models.factorization.base.fold_in_least_squares`), item side fixed, with
@@ -60,20 +63,151 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from ...interrupt import compiled
 from ..base import register
-from .base import FactorModel
+from .base import FactorModel, aligned_zeros, padded_width
 
 #: Fold-in penalty of a parameter that training does not move (zero rate or no epochs).
 NO_LEARNING = 1e12
 
 
-@numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
-def _sgd_epochs(users, items, ratings, mu, bu, bi, pu, qi, lr_bu, lr_bi, lr_pu, lr_qi,
+# ---------------------------------------------------------------------------------------
+# The fused SGD step as explicit SIMD (a Numba intrinsic). It lives in this file so that
+# Numba's on-disk cache of _sgd_epochs, keyed on this file, is rebuilt when it changes.
+#
+# One SGD step on a (user, item) pair updates two factor rows and, for the next rating of the
+# same user, needs the dot product of the updated user row with the next item row:
+# p' = keep_p p + step_p q,  q' = keep_q q + step_q p,  d = r . p'.
+# Written as a Numba loop over the factors, LLVM vectorises it but cannot know that the three
+# rows never overlap (two are rows of the same item matrix), so every step first runs runtime
+# overlap checks between the three row ranges, with their bounds spilled to the stack. Here the
+# loop is emitted directly as vector instructions (8 float32 or 4 float64 lanes, two blocks per
+# iteration into two dot-product accumulators, a halving-tree sum at the end), which states what
+# the caller guarantees: the rows are distinct (a user's items are distinct; p is in the user
+# matrix) and the row width is a multiple of two vector blocks (padded_width). The arithmetic
+# carries the kernel's fast-math flags (reassoc contract nsz arcp), so the results agree with
+# the plain loop to float rounding (on ML-100K they came out bit-identical).
+
+_FLAGS = ("reassoc", "contract", "nsz", "arcp")
+
+
+def lanes(dtype) -> int:
+    """Vector lanes of :func:`fused_step` for a NumPy float dtype (one 256-bit register)."""
+    return 32 // np.dtype(dtype).itemsize
+
+
+def _splat(builder, x, vt):
+    undef = ir.Constant(vt, ir.Undefined)
+    v = builder.insert_element(undef, x, ir.Constant(ir.IntType(32), 0))
+    mask = ir.Constant(ir.VectorType(ir.IntType(32), vt.count), [0] * vt.count)
+    return builder.shuffle_vector(v, undef, mask)
+
+
+@intrinsic
+def fused_step(typingctx, pu, qi, u, i, n, keep_p, step_p, keep_q, step_q, want_dot):
+    """``p = pu[u], q = qi[i], r = qi[n]``: in place ``p <- keep_p p + step_p q`` and
+    ``q <- keep_q q + step_q p`` (the old ``p``); returns ``r . p`` (the new ``p``), or 0 when
+    ``want_dot`` is false (then ``r`` is not read). Preconditions (the caller's): C-contiguous
+    2-D arrays of one float dtype, the three rows distinct, the row width a multiple of
+    ``2 * lanes(dtype)``."""
+    if not (isinstance(pu, types.Array) and isinstance(qi, types.Array)
+            and pu.dtype == qi.dtype and pu.dtype in (types.float32, types.float64)
+            and pu.ndim == qi.ndim == 2 and pu.layout == qi.layout == "C"):
+        return None
+    dtype = pu.dtype
+    sig = dtype(pu, qi, u, i, n, keep_p, step_p, keep_q, step_q, want_dot)
+
+    def codegen(context, builder, signature, args):
+        pu_v, qi_v, u_v, i_v, n_v, kp, sp, kq, sq, wd = args
+        a_p = context.make_array(signature.args[0])(context, builder, pu_v)
+        a_q = context.make_array(signature.args[1])(context, builder, qi_v)
+        ft = context.get_value_type(dtype)
+        width = 8 if dtype == types.float32 else 4
+        vt = ir.VectorType(ft, width)
+        i64 = ir.IntType(64)
+        scalars = [context.cast(builder, x, t, dtype)
+                   for x, t in zip((kp, sp, kq, sq), signature.args[5:9], strict=True)]
+        wd = context.cast(builder, wd, signature.args[9], types.boolean)
+
+        def row(arr, index, ty):
+            index = context.cast(builder, index, ty, types.intp)
+            stride = builder.extract_value(arr.strides, 0)
+            return builder.add(builder.ptrtoint(arr.data, i64), builder.mul(index, stride))
+
+        p_row = row(a_p, u_v, signature.args[2])
+        q_row = row(a_q, i_v, signature.args[3])
+        r_row = row(a_q, n_v, signature.args[4])
+        vkp, vsp, vkq, vsq = (_splat(builder, x, vt) for x in scalars)
+        k = builder.extract_value(a_p.shape, 1)
+        vbytes = ir.Constant(i64, width * context.get_abi_sizeof(ft))
+        pairs = builder.udiv(k, ir.Constant(i64, 2 * width))
+        zero = ir.Constant(vt, [0.0] * width)
+        accs = (cgutils.alloca_once_value(builder, zero), cgutils.alloca_once_value(builder, zero))
+        ptr = vt.as_pointer()
+
+        def block(off, acc, with_dot):
+            pa = builder.inttoptr(builder.add(p_row, off), ptr)
+            qa = builder.inttoptr(builder.add(q_row, off), ptr)
+            pv = builder.load(pa, align=4)
+            qv = builder.load(qa, align=4)
+            p_new = builder.fadd(builder.fmul(vkp, pv, flags=_FLAGS),
+                                 builder.fmul(vsp, qv, flags=_FLAGS), flags=_FLAGS)
+            q_new = builder.fadd(builder.fmul(vkq, qv, flags=_FLAGS),
+                                 builder.fmul(vsq, pv, flags=_FLAGS), flags=_FLAGS)
+            builder.store(p_new, pa, align=4)
+            builder.store(q_new, qa, align=4)
+            if with_dot:
+                rv = builder.load(builder.inttoptr(builder.add(r_row, off), ptr), align=4)
+                builder.store(builder.fadd(builder.load(acc), builder.fmul(rv, p_new, flags=_FLAGS),
+                                           flags=_FLAGS), acc)
+
+        def loop(with_dot):  # two blocks per iteration, into two accumulators
+            with cgutils.for_range(builder, pairs) as it:
+                off = builder.mul(builder.mul(it.index, ir.Constant(i64, 2)), vbytes)
+                block(off, accs[0], with_dot)
+                block(builder.add(off, vbytes), accs[1], with_dot)
+
+        with builder.if_else(wd, likely=True) as (then, otherwise):
+            with then:
+                loop(True)
+            with otherwise:
+                loop(False)
+        s = builder.fadd(builder.load(accs[0]), builder.load(accs[1]), flags=_FLAGS)
+        n_lanes = width
+        while n_lanes > 1:  # halving tree: log2(lanes) dependent adds, not lanes - 1
+            half = n_lanes // 2
+            undef = ir.Constant(ir.VectorType(ft, n_lanes), ir.Undefined)
+            lo = builder.shuffle_vector(s, undef, ir.Constant(
+                ir.VectorType(ir.IntType(32), half), list(range(half))))
+            hi = builder.shuffle_vector(s, undef, ir.Constant(
+                ir.VectorType(ir.IntType(32), half), list(range(half, n_lanes))))
+            s = builder.fadd(lo, hi, flags=_FLAGS)
+            n_lanes = half
+        return builder.extract_element(s, ir.Constant(ir.IntType(32), 0))
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, error_model="numpy",
+            boundscheck=False)
+def _sgd_epochs(indptr, items, ratings, mu, bu, bi, pu, qi, lr_bu, lr_bi, lr_pu, lr_qi,
                 reg_bu, reg_bi, keep_p, keep_q, biased, n_epochs):  # pragma: no cover
     r"""In-place SGD of (bu, bi, pu, qi) over the ratings in array order, ``n_epochs`` times
     (update rules in the module docstring).
+
+    The ratings come user by user: user ``u``'s items and ratings are
+    ``items[indptr[u]:indptr[u + 1]]`` and ``ratings[...]`` (the user-major CSR order of
+    :class:`~recforge.data.Interactions`, every user's items distinct). Within a user's block
+    :math:`b_u` stays in a register and is written back once at the end of the block.
+    ``indptr`` (uint64) and ``items`` (uint32: the stored int32 column indices, viewed) are
+    unsigned, so every index derived from them is, and Numba emits no negative-index
+    wrap-around code on the per-rating accesses (``ratings[j]``, ``items[j]``, ``bi[i]``,
+    ``qi[i]``).
 
     ``keep_p`` and ``keep_q`` are :math:`1 - \gamma_{pu}\lambda_{pu}` and :math:`1 -
     \gamma_{qi}\lambda_{qi}`: :math:`p + \gamma (e q - \lambda p) = (1 - \gamma\lambda) p +
@@ -82,48 +216,42 @@ def _sgd_epochs(users, items, ratings, mu, bu, bi, pu, qi, lr_bu, lr_bi, lr_pu, 
     arithmetic stays in it, so the float32 build puts twice as many factors in a SIMD register
     and never converts inside the loops.
 
-    When the next rating is the same user's on another item, its dot product
-    :math:`q_{i'}^\top p_u` is accumulated inside this rating's factor update, from the updated
+    The next rating of the same user (on another item) gets its dot product
+    :math:`q_{i'}^\top p_u` accumulated inside this rating's factor update, from the updated
     :math:`p_u` and the untouched :math:`q_{i'}` — the same value as a separate pass, one pass
-    fewer over the factors."""
+    fewer over the factors. That fused step is one explicit-SIMD pass
+    (:func:`fused_step`: no runtime overlap checks between
+    the three rows, which the caller guarantees distinct); the rows' width must be a multiple of
+    two SIMD blocks (``padded_width`` gives it)."""
     k = pu.shape[1]
-    n = ratings.size
     zero = np.zeros(1, pu.dtype)[0]
+    one = np.uint64(1)
     for _ in range(n_epochs):
-        have_dot = False
-        dot = zero
-        for j in range(n):
-            u = users[j]
-            i = items[j]
-            if not have_dot:
-                dot = zero
-                for f in range(k):
-                    dot += qi[i, f] * pu[u, f]
+        for u in range(indptr.size - 1):
+            s = indptr[u]
+            e = indptr[u + 1]
+            if s == e:
+                continue
+            b_u = bu[u]
+            first = items[s]
+            dot = zero
+            for f in range(k):
+                dot += qi[first, f] * pu[u, f]
+            for j in range(s, e):
+                i = items[j]
+                if biased:
+                    err = ratings[j] - (mu + b_u + bi[i] + dot)
+                    b_u += lr_bu * (err - reg_bu * b_u)
+                    bi[i] += lr_bi * (err - reg_bi * bi[i])
+                else:
+                    err = ratings[j] - dot
+                step_p = lr_pu * err
+                step_q = lr_qi * err
+                more = j + one < e
+                nxt = items[j + one] if more else i
+                dot = fused_step(pu, qi, u, i, nxt, keep_p, step_p, keep_q, step_q, more)
             if biased:
-                err = ratings[j] - (mu + bu[u] + bi[i] + dot)
-                bu[u] += lr_bu * (err - reg_bu * bu[u])
-                bi[i] += lr_bi * (err - reg_bi * bi[i])
-            else:
-                err = ratings[j] - dot
-            step_p = lr_pu * err
-            step_q = lr_qi * err
-            have_dot = j + 1 < n and users[j + 1] == u and items[j + 1] != i
-            if have_dot:
-                nxt = items[j + 1]
-                dot = zero
-                for f in range(k):
-                    puf = pu[u, f]
-                    qif = qi[i, f]
-                    p_new = keep_p * puf + step_p * qif
-                    pu[u, f] = p_new
-                    qi[i, f] = keep_q * qif + step_q * puf
-                    dot += qi[nxt, f] * p_new
-            else:
-                for f in range(k):
-                    puf = pu[u, f]
-                    qif = qi[i, f]
-                    pu[u, f] = keep_p * puf + step_p * qif
-                    qi[i, f] = keep_q * qif + step_q * puf
+                bu[u] = b_u
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
@@ -137,6 +265,25 @@ def _predict_pairs(u, i, mu, bu, bi, pu, qi, biased):  # pragma: no cover
             dot += pu[u[j], f] * qi[i[j], f]
         out[j] = mu + bu[u[j]] + bi[i[j]] + dot if biased else dot
     return out
+
+
+def _fill_normal(rng: np.random.Generator, out: np.ndarray, mean: float, std: float,
+                 chunk: int = 8192) -> None:
+    """Fill ``out`` (rows x k, any float dtype) with the values ``rng.normal(mean, std,
+    out.shape)`` returns, cast to ``out``'s dtype: NumPy computes a normal draw as
+    ``mean + std * z`` from the standard-normal stream, so drawing ``z`` into a small float64
+    buffer (``standard_normal(out=...)``, the same stream in the same order) and scaling it in
+    float64 gives the same bits, without a full-size float64 temporary to allocate, fault in
+    and convert (the test of ``initial_factors`` checks the equality)."""
+    n, k = out.shape
+    rows = max(1, chunk // max(k, 1))
+    buf = np.empty((min(rows, n), k))
+    for s in range(0, n, rows):
+        b = buf[:min(rows, n - s)]
+        rng.standard_normal(out=b)
+        b *= std
+        b += mean
+        out[s:s + b.shape[0]] = b
 
 
 def _non_negative(value, name: str) -> float:
@@ -239,8 +386,9 @@ class SVD(FactorModel):
         return lam("pu"), lam("bu")
 
     def initial_factors(self, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
-        """The initial (P, Q): normal(init_mean, init_std_dev), P drawn first, from
-        ``numpy.random.default_rng(random_state)``."""
+        """The initial (P, Q) (float64): normal(init_mean, init_std_dev), P drawn first, from
+        ``numpy.random.default_rng(random_state)``; ``fit`` starts from these values (cast to
+        ``dtype``), drawn by :func:`_fill_normal` into its training rows."""
         rng = np.random.default_rng(self.random_state)
         k = int(self.n_factors)
         pu = rng.normal(self.init_mean, self.init_std_dev, size=(n_users, k))
@@ -264,20 +412,31 @@ class SVD(FactorModel):
         ftype = np.dtype(self.dtype).type
         biased = bool(self.biased)
         mu = float(np.mean(train.values, dtype=np.float64)) if (biased and len(train)) else 0.0
-        pu, qi = self.initial_factors(train.n_users, train.n_items)
-        pu, qi = pu.astype(ftype), qi.astype(ftype)
+        # Rows padded to whole cache lines (zero columns stay zero: their gradient is zero) on
+        # a 64-byte-aligned base; the first n_factors columns are kept after training. The
+        # initial factors are initial_factors()'s, drawn straight into those rows.
+        k = int(self.n_factors)
+        width = padded_width(k, ftype)  # a whole number of fused_step's vector pairs
+        assert width % (2 * lanes(ftype)) == 0
+        pu = aligned_zeros((train.n_users, width), ftype)
+        qi = aligned_zeros((train.n_items, width), ftype)
+        rng = np.random.default_rng(self.random_state)
+        for m in (pu, qi):
+            _fill_normal(rng, m[:, :k], float(self.init_mean), float(self.init_std_dev))
         bu = np.zeros(train.n_users, dtype=ftype)
         bi = np.zeros(train.n_items, dtype=ftype)
         r = rates
+        indptr = np.zeros(train.n_users + 1, dtype=np.int64)
+        np.cumsum(train.user_counts, out=indptr[1:])
+        items = np.ascontiguousarray(train.items, dtype=np.int32)
         with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
-            _sgd_epochs(np.ascontiguousarray(train.users, dtype=np.int64),
-                        np.ascontiguousarray(train.items, dtype=np.int64),
+            _sgd_epochs(indptr.view(np.uint64), items.view(np.uint32),
                         np.ascontiguousarray(train.values, dtype=ftype), ftype(mu), bu, bi, pu,
                         qi, ftype(r["lr_bu"]), ftype(r["lr_bi"]), ftype(r["lr_pu"]),
                         ftype(r["lr_qi"]), ftype(r["reg_bu"]), ftype(r["reg_bi"]),
                         ftype(1.0 - r["lr_pu"] * r["reg_pu"]),
                         ftype(1.0 - r["lr_qi"] * r["reg_qi"]), biased, int(self.n_epochs))
-        pu, qi, bu, bi = (a.astype(np.float64) for a in (pu, qi, bu, bi))
+        pu, qi, bu, bi = (a.astype(np.float64) for a in (pu[:, :k], qi[:, :k], bu, bi))
         if not (np.isfinite(pu).all() and np.isfinite(qi).all()
                 and np.isfinite(bu).all() and np.isfinite(bi).all()):
             raise FloatingPointError(f"{type(self).__name__} SGD diverged (non-finite "
