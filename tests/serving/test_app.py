@@ -2,6 +2,7 @@
 
 import math
 import shutil
+import time
 
 import pytest
 
@@ -275,4 +276,10 @@ def test_a_promotion_reaches_another_process(make_client, tmp_path):
     b = make_client(None, refresh_seconds=0.0)  # a worker: follows the store
     assert b.get("/ready").json()["model_version"] == 1
     a.post("/models", json={"path": "pop", "promote": True}, headers=AUTH)
-    assert b.get("/users/4/recommendations").json()["model"] == "MostPopular"
+    # b keeps answering with the old version while it loads the new one in the background
+    models = [b.get("/users/4/recommendations").json()["model"]]
+    deadline = time.monotonic() + 30
+    while models[-1] != "MostPopular" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        models.append(b.get("/users/4/recommendations").json()["model"])
+    assert set(models) <= {"ItemKNNTopN", "MostPopular"} and models[-1] == "MostPopular"

@@ -14,6 +14,11 @@ import os
 from pathlib import Path
 
 
+def _announce(args, version, model, path, store) -> None:
+    print(f"serving model version {version} ({model}, {path}) on "
+          f"http://{args.host}:{args.port} (docs at /docs, store {store})", flush=True)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .main import UsageError
 
@@ -61,7 +66,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                         limits=limits, rules=rules, ann=ann)
     if exploration is not None:
         settings.exploration, settings.updates = exploration, updates
-    # register and promote once here, so that workers (and restarted workers) follow the store
+    if args.workers == 1:
+        # one process: the app registers, checks and promotes MODEL_DIR (its index built once)
+        settings.model_dir = str(model_dir)
+        try:
+            app = create_app(settings)
+        except (StoreError, VersionError) as e:
+            raise UsageError(f"cannot serve {model_dir}: {e}") from None
+        rec = app.state.versions.live()
+        _announce(args, rec.version, rec.model.name, rec.bundle.path, settings.store)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        return 0
+    # several workers: register and promote once here, so that workers (and restarted workers)
+    # follow the store; each worker loads the live version before it takes requests
     try:
         store = open_store(settings.store)
     except StoreError as e:
@@ -74,14 +91,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot serve {model_dir}: {e}") from None
     finally:
         store.close()
-    print(f"serving model version {rec.version} ({rec.model}, {rec.path}) on "
-          f"http://{args.host}:{args.port} (docs at /docs, store {store.path})")
-    if args.workers == 1:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
-    else:
-        os.environ[SETTINGS_ENV] = settings.to_json()
-        uvicorn.run("recforge.serving.app:app_from_env", factory=True, host=args.host,
-                    port=args.port, workers=args.workers, log_level="info")
+    _announce(args, rec.version, rec.model, rec.path, settings.store)
+    os.environ[SETTINGS_ENV] = settings.to_json()
+    uvicorn.run("recforge.serving.app:app_from_env", factory=True, host=args.host,
+                port=args.port, workers=args.workers, log_level="info")
     return 0
 
 

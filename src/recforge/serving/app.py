@@ -140,6 +140,8 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.model_dir is not None:
         rec = versions.register(settings.model_dir)
         versions.promote(rec.version)
+    else:  # a worker: load the live version (and build its index) before taking requests
+        versions.live()
     tokens = read_tokens(settings.token_file) if settings.token_file else []
     metrics = Metrics()
     service = Service(settings, store, versions, metrics)

@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 #: can kill the process at exactly that point.
 PAUSE_ENV = "RECFORGE_TEST_PAUSE_PROMOTION"
 
+#: Seconds before a process tries again to load a live version that failed to load.
+RETRY_FAILED_SECONDS = 30.0
+
 
 def _test_pause(step: str, version: int) -> None:
     hook = os.environ.get(PAUSE_ENV)
@@ -178,6 +181,8 @@ class ModelVersions:
         self._loaded: dict[int, LiveVersion] = {}
         self._live: LiveVersion | None = None
         self._checked_at = 0.0
+        self._switching = threading.Lock()  # held while a version promoted elsewhere loads
+        self._failed: dict[int, float] = {}  # version -> when its load may be tried again
 
     # ------------------------------------------------------------------ paths
     def resolve(self, path) -> Path:
@@ -190,12 +195,12 @@ class ModelVersions:
 
     # ------------------------------------------------------------------ loading
     def _check_index(self, index: str | None) -> str:
-        """The index kind asked for (the configured default when None); an explicit ANN kind
-        without faiss installed is refused here, before anything loads."""
+        """The index kind asked for (the configured default when None); an ANN kind (hnsw,
+        ivf) without faiss installed is refused here, before anything loads."""
         index = self.ann.index if index is None else index
         try:
             AnnSettings(**{**self.ann.__dict__, "index": index}).check("index")
-            if index != "auto":
+            if index in ("hnsw", "ivf"):
                 import_faiss()
         except ValueError as exc:
             raise VersionError(str(exc), status=422) from None
@@ -314,7 +319,14 @@ class ModelVersions:
 
     # ------------------------------------------------------------------ the live version
     def live(self) -> LiveVersion | None:
-        """The live version; follows promotions made by other processes sharing the store."""
+        """The live version; follows promotions made by other processes sharing the store.
+
+        Never blocks a request on a load once something is live: a version promoted elsewhere
+        is loaded (index built, warm-up run) by one background thread while the current one
+        keeps serving, then swapped in. Only a process with nothing live yet (a worker starting)
+        loads in the calling thread, and then one caller at a time: the others get ``None``
+        (``/ready`` answers 503) instead of queueing behind the same load.
+        """
         now = time.monotonic()
         if now - self._checked_at >= self.refresh_seconds:
             self._checked_at = now
@@ -323,11 +335,29 @@ class ModelVersions:
             except Exception:  # the store is unavailable: keep serving what we have
                 logger.exception("cannot read the live version from the store")
                 wanted = None
-            if wanted is not None and (self._live is None or wanted != self._live.version):
-                try:
-                    lv = self._get(wanted)
-                    with self._lock:
-                        self._live = lv
-                except VersionError as exc:
-                    logger.error("cannot switch to live version %s: %s", wanted, exc)
+            if wanted is not None and (self._live is None or wanted != self._live.version) \
+                    and not self._switching.locked() \
+                    and now >= self._failed.get(wanted, float("-inf")):
+                if self._live is None:
+                    self._switch(wanted)
+                else:
+                    threading.Thread(target=self._switch, args=(wanted,), daemon=True,
+                                     name=f"load-version-{wanted}").start()
         return self._live
+
+    def _switch(self, wanted: int) -> None:
+        """Load ``wanted`` and make it this process's live version (one load at a time); a
+        version that fails is retried after ``RETRY_FAILED_SECONDS``."""
+        if not self._switching.acquire(blocking=False):
+            return
+        try:
+            lv = self._get(wanted)
+            with self._lock:
+                self._live = lv
+            self._failed.pop(wanted, None)
+            logger.info("model version %d (promoted elsewhere) is live here", wanted)
+        except VersionError as exc:
+            self._failed[wanted] = time.monotonic() + RETRY_FAILED_SECONDS
+            logger.error("cannot switch to live version %s: %s", wanted, exc)
+        finally:
+            self._switching.release()
