@@ -42,6 +42,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-surprise", action="store_true", help="run recforge only")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="section svd: timed repeats per fold and library, fastest counted")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(HERE))
     for name in args.sections:

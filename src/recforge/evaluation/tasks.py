@@ -472,7 +472,7 @@ def rank_with_score_function(score_fn, seen: sp.csr_matrix, users: np.ndarray, k
 
     ``score_fn(users)`` returns scores of every item, shape (len(users), n_items); it is
     called on batches of ``batch_size`` users, so memory is ``batch_size * n_items`` floats.
-    Seen items (stored entries of ``seen``) are masked to ``-inf``; top-k by ``argpartition``
+    Seen items (stored entries of ``seen``) are masked to ``-inf``; top-k by :func:`topk_rows`
     with ties to the lower item index (the same selection as :meth:`Recommender.recommend`).
     """
     users = np.asarray(users, dtype=np.int64)
