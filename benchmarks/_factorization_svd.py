@@ -6,7 +6,9 @@ Prints:
   "surprise_seconds", "speedup"}`` — 5-fold (``--folds``, split seed ``--seed``), Surprise's
   default hyperparameters on both sides, the same folds; seconds = total fit + test over the
   folds (Surprise's trainset is built outside the timing, as our interactions are), each fold
-  timed for both libraries in turn, ``--repeats`` times, its fastest repeat counted;
+  timed for both libraries in turn, ``--repeats`` times, its fastest repeat counted; ours
+  single-threaded (Surprise's update order) and with ``--sgd-threads`` (default 2: stratified
+  SGD, ``SVD(n_threads=2)``), the latter in the contract's fields, the former beside it;
 * ``{"algo": "SVD", "dataset": "synthetic-1m", "seconds", "rmse", "surprise_rmse_one_fold"}``
   — the synthetic generator at ML-1M's size, 5-fold; Surprise on the first fold only;
 * ``{"algo": "SVD", "check": "fold-in", "rmse_fold_in", "rmse_trained"}`` — 10 % of the test
@@ -38,7 +40,9 @@ def _warm_up() -> None:
     tiny = Interactions.from_arrays(rng.integers(0, 30, 300), rng.integers(0, 20, 300),
                                     rng.integers(1, 6, 300).astype(float), rating_scale=(1, 5))
     for cls in (SVD, PMF):
-        cls(n_factors=4, n_epochs=1, random_state=0).fit(tiny).predict_inner(tiny.users, tiny.items)
+        for n_threads in (1, 2):
+            cls(n_factors=4, n_epochs=1, random_state=0, n_threads=n_threads).fit(tiny) \
+                .predict_inner(tiny.users, tiny.items)
 
 
 def _ours(cls, folds, seed):
@@ -50,10 +54,10 @@ def _ours(cls, folds, seed):
     return float(np.mean(rmses)), seconds
 
 
-def _ours_fold(cls, fold, seed):
+def _ours_fold(cls, fold, seed, n_threads=1):
     train, test = fresh(fold.train), fold.test
     t = time.perf_counter()
-    model = cls(random_state=seed).fit(train)
+    model = cls(random_state=seed, n_threads=n_threads).fit(train)
     pred = model.predict_inner(test.users, test.items)
     return _rmse(pred, test.values), time.perf_counter() - t
 
@@ -65,27 +69,32 @@ def _surprise(biased, sfolds, seed):
     return float(np.mean(rmses)), seconds
 
 
-def _side_by_side(cls, biased, folds, sfolds, seed, repeats):
-    """Per fold, ours then Surprise's fit + test, ``repeats`` times in turn; each side's time
-    on a fold is its fastest repeat (as ``timeit`` reports), so a burst of load on a shared
-    machine lands on both sides alike instead of on whichever ran during it. The fits are
-    seeded: the RMSE is the same in every repeat."""
-    ours_rmse, ours_sec, their_rmse, their_sec = [], 0.0, [], 0.0
+def _side_by_side(cls, biased, folds, sfolds, seed, repeats, threads):
+    """Per fold, ours (with each thread count of ``threads``) then Surprise's fit + test,
+    ``repeats`` times in turn; each one's time on a fold is its fastest repeat (as ``timeit``
+    reports), so a burst of load on a shared machine lands on every side alike instead of on
+    whichever ran during it. The fits are seeded: the RMSE is the same in every repeat.
+    Returns ({n_threads: (rmse, seconds)}, (surprise rmse, seconds) or None)."""
+    ours = {n: ([], 0.0) for n in threads}
+    their_rmse, their_sec = [], 0.0
     for i, fold in enumerate(folds):
-        best_ours = best_theirs = float("inf")
+        best = {n: float("inf") for n in threads}
+        rmse = {}
+        best_theirs = float("inf")
         for _ in range(repeats):
-            rmse, sec = _ours_fold(cls, fold, seed)
-            best_ours = min(best_ours, sec)
+            for n in threads:
+                rmse[n], sec = _ours_fold(cls, fold, seed, n)
+                best[n] = min(best[n], sec)
             if sfolds is not None:
                 srmse, ssec = _surprise(biased, sfolds[i:i + 1], seed)
                 best_theirs = min(best_theirs, ssec)
-        ours_rmse.append(rmse)
-        ours_sec += best_ours
+        for n in threads:
+            ours[n] = (ours[n][0] + [rmse[n]], ours[n][1] + best[n])
         if sfolds is not None:
             their_rmse.append(srmse)
             their_sec += best_theirs
-    return float(np.mean(ours_rmse)), ours_sec, \
-        (float(np.mean(their_rmse)), their_sec) if sfolds is not None else None
+    out = {n: (float(np.mean(r)), sec) for n, (r, sec) in ours.items()}
+    return out, (float(np.mean(their_rmse)), their_sec) if sfolds is not None else None
 
 
 def _ml100k(args):
@@ -97,14 +106,22 @@ def bench_ml100k(args, emit, data) -> None:
     folds = kfold(data, n_folds=args.folds, seed=args.seed)
     sfolds = None if args.no_surprise else [surprise_fold(f) for f in folds]
     repeats = max(1, int(getattr(args, "repeats", 1)))
+    threads = sorted({1, max(1, int(getattr(args, "sgd_threads", 2)))})
     for cls, biased in ((SVD, True), (PMF, False)):
-        rmse, sec, theirs = _side_by_side(cls, biased, folds, sfolds, args.seed, repeats)
+        ours, theirs = _side_by_side(cls, biased, folds, sfolds, args.seed, repeats, threads)
+        n = threads[-1]  # the contract's row: the SGD on every thread asked for
+        rmse, sec = ours[n]
         rec = {"algo": cls.__name__, "dataset": "ml-100k", "rmse": round(rmse, 5),
-               "seconds": round(sec, 3)}
+               "seconds": round(sec, 3), "n_threads": n}
         if theirs is not None:
             srmse, ssec = theirs
             rec.update(surprise_rmse=round(srmse, 5), surprise_seconds=round(ssec, 3),
                        speedup=round(ssec / max(sec, 1e-9), 1))
+        if n != 1:
+            rmse1, sec1 = ours[1]
+            rec.update(rmse_1_thread=round(rmse1, 5), seconds_1_thread=round(sec1, 3))
+            if theirs is not None:
+                rec["speedup_1_thread"] = round(theirs[1] / max(sec1, 1e-9), 1)
         rec["timing"] = f"per fold, ours and Surprise's in turn, fastest of {repeats}"
         emit(rec)
 

@@ -44,6 +44,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3,
                     help="section svd: timed repeats per fold and library, fastest counted")
+    ap.add_argument("--sgd-threads", type=int, default=2,
+                    help="section svd: SVD/PMF n_threads of the contract's rows (1: Surprise's "
+                         "order; more: stratified SGD), single-threaded printed beside")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(HERE))
     for name in args.sections:

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from recforge.data import Interactions
 from recforge.models import get_model_class
 from recforge.models.factorization import PMF, SVD
-from recforge.models.factorization.svd import NO_LEARNING, _fill_normal
+from recforge.models.factorization.svd import NO_LEARNING, _fill_normal, count_blocks
 
 
 def _tiny(seed: int = 0, n_users: int = 9, n_items: int = 7, n: int = 40) -> Interactions:
@@ -19,15 +19,17 @@ def _tiny(seed: int = 0, n_users: int = 9, n_items: int = 7, n: int = 40) -> Int
                                     rng.integers(1, 6, n).astype(float), rating_scale=(1, 5))
 
 
-def _slow_epochs(train, pu, qi, biased, n_epochs, lr, reg):
+def _slow_epochs(train, pu, qi, biased, n_epochs, lr, reg, order=None):
     """The update rules of Koren, Bell & Volinsky (2009) written out rating by rating, as
-    Surprise's SVD documents them: e once, biases, then p_u and q_i from their old values."""
+    Surprise's SVD documents them: e once, biases, then p_u and q_i from their old values.
+    ``order``: the ratings' visiting order in each epoch (default: as stored)."""
     pu, qi = pu.copy(), qi.copy()
     bu, bi = np.zeros(train.n_users), np.zeros(train.n_items)
     mu = float(np.mean(train.values, dtype=np.float64)) if biased else 0.0
+    order = np.arange(len(train)) if order is None else np.asarray(order)
     for _ in range(n_epochs):
-        for u, i, r in zip(train.users.tolist(), train.items.tolist(), train.values.tolist(),
-                           strict=True):
+        for u, i, r in zip(train.users[order].tolist(), train.items[order].tolist(),
+                           train.values[order].tolist(), strict=True):
             err = r - (mu + bu[u] + bi[i] + sum(qi[i, f] * pu[u, f] for f in range(pu.shape[1])))
             if biased:
                 bu[u] += lr["bu"] * (err - reg["bu"] * bu[u])
@@ -245,3 +247,65 @@ def test_fused_step_is_the_update_and_the_next_dot_product(dtype):
     assert step(pu, qi, 0, 3, 3, kp, sp, kq, sq, False) == 0
     np.testing.assert_array_equal(pu[1:], before[0][1:])
     np.testing.assert_array_equal(qi[:3], before[1][:3])
+
+
+def _dsgd_order(train, n_blocks):
+    """DSGD's visiting order written out (Gemulla et al. 2011): round t, user block b with item
+    stratum (b + t) mod n; the blocks of a round share no user or item, so running them one
+    after the other is what the threads compute; within a block, users ascending, each user's
+    ratings as stored."""
+    user_block = count_blocks(train.user_counts, n_blocks)[train.users]
+    item_block = count_blocks(train.item_counts, n_blocks)[train.items]
+    return [j for t in range(n_blocks) for b in range(n_blocks) for j in range(len(train))
+            if user_block[j] == b and item_block[j] == (b + t) % n_blocks]
+
+
+@pytest.mark.parametrize("cls", [SVD, PMF])
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_stratified_sgd_is_the_update_rules_in_block_order(cls, n_threads):
+    train = _tiny(seed=3, n_users=12, n_items=10, n=70)
+    order = _dsgd_order(train, n_threads)
+    assert sorted(order) == list(range(len(train)))  # every rating once per epoch
+    assert order != list(range(len(train)))
+    lr = {"bu": 0.03, "bi": 0.02, "pu": 0.05, "qi": 0.04}
+    reg = {"bu": 0.1, "bi": 0.2, "pu": 0.05, "qi": 0.07}
+    model = cls(n_factors=3, n_epochs=2, init_std_dev=0.3, lr_bu=lr["bu"], lr_bi=lr["bi"],
+                lr_pu=lr["pu"], lr_qi=lr["qi"], reg_bu=reg["bu"], reg_bi=reg["bi"],
+                reg_pu=reg["pu"], reg_qi=reg["qi"], random_state=7, dtype="float64",
+                n_threads=n_threads).fit(train)
+    pu0, qi0 = model.initial_factors(train.n_users, train.n_items)
+    mu, bu, bi, pu, qi = _slow_epochs(train, pu0, qi0, cls is SVD, 2, lr, reg, order)
+    np.testing.assert_allclose(model.user_factors_, pu, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(model.item_factors_, qi, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(model.user_bias_, bu, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(model.item_bias_, bi, rtol=0, atol=1e-12)
+    serial = cls(n_factors=3, n_epochs=2, init_std_dev=0.3, random_state=7, dtype="float64",
+                 lr_all=0.05).fit(train)
+    assert np.abs(serial.user_factors_ - model.user_factors_).max() > 1e-6  # another order
+
+
+def test_stratified_sgd_does_not_depend_on_the_threads_running_it():
+    import numba
+
+    train = _tiny(seed=4, n_users=40, n_items=30, n=500)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = SVD(n_factors=8, n_epochs=3, n_threads=2).fit(train)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = SVD(n_factors=8, n_epochs=3, n_threads=2).fit(train)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one.user_factors_, two.user_factors_)
+    np.testing.assert_array_equal(one.item_bias_, two.item_bias_)
+
+
+def test_count_blocks_are_contiguous_and_balanced():
+    counts = np.array([50, 1, 1, 1, 30, 10, 10, 10, 1, 1, 40, 20])
+    blocks = count_blocks(counts, 3)
+    assert (np.diff(blocks) >= 0).all() and blocks[0] == 0 and blocks[-1] == 2
+    shares = np.bincount(blocks, weights=counts, minlength=3)
+    assert shares.tolist() == [53.0, 62.0, 60.0]  # cut where each row's middle falls (of 175)
+    assert count_blocks(np.ones(5), 1).tolist() == [0] * 5
+    with pytest.raises(ValueError, match="n_threads"):
+        SVD(n_threads=0).fit(_tiny())

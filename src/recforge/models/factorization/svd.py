@@ -223,35 +223,101 @@ def _sgd_epochs(indptr, items, ratings, mu, bu, bi, pu, qi, lr_bu, lr_bi, lr_pu,
     (:func:`fused_step`: no runtime overlap checks between
     the three rows, which the caller guarantees distinct); the rows' width must be a multiple of
     two SIMD blocks (``padded_width`` gives it)."""
+    for _ in range(n_epochs):
+        for u in range(indptr.size - 1):
+            _user_block(indptr[u], indptr[u + 1], u, items, ratings, mu, bu, bi, pu, qi, lr_bu,
+                        lr_bi, lr_pu, lr_qi, reg_bu, reg_bi, keep_p, keep_q, biased)
+
+
+@numba.njit(inline="always", fastmath={"reassoc", "contract", "nsz", "arcp"},
+            error_model="numpy", boundscheck=False)
+def _user_block(s, e, u, items, ratings, mu, bu, bi, pu, qi, lr_bu, lr_bi, lr_pu, lr_qi,
+                reg_bu, reg_bi, keep_p, keep_q, biased):  # pragma: no cover
+    """The SGD steps of user ``u``'s ratings ``items[s:e]``, ``ratings[s:e]`` in that order."""
+    if s == e:
+        return
     k = pu.shape[1]
     zero = np.zeros(1, pu.dtype)[0]
     one = np.uint64(1)
+    b_u = bu[u]
+    first = items[s]
+    dot = zero
+    for f in range(k):
+        dot += qi[first, f] * pu[u, f]
+    for j in range(s, e):
+        i = items[j]
+        if biased:
+            err = ratings[j] - (mu + b_u + bi[i] + dot)
+            b_u += lr_bu * (err - reg_bu * b_u)
+            bi[i] += lr_bi * (err - reg_bi * bi[i])
+        else:
+            err = ratings[j] - dot
+        step_p = lr_pu * err
+        step_q = lr_qi * err
+        more = j + one < e
+        nxt = items[j + one] if more else i
+        dot = fused_step(pu, qi, u, i, nxt, keep_p, step_p, keep_q, step_q, more)
+    if biased:
+        bu[u] = b_u
+
+
+@numba.njit(cache=True, parallel=True, fastmath={"reassoc", "contract", "nsz", "arcp"},
+            error_model="numpy", boundscheck=False)
+def _dsgd_epochs(indptr, items, ratings, mu, bu, bi, pu, qi, lr_bu, lr_bi, lr_pu, lr_qi,
+                 reg_bu, reg_bi, keep_p, keep_q, biased, n_epochs, block_users,
+                 block_ptr):  # pragma: no cover
+    r"""Stratified SGD (DSGD; Gemulla, Nijkamp, Haas & Sismanis 2011, *Large-scale matrix
+    factorization with distributed stochastic gradient descent*, KDD) on ``T`` threads.
+
+    Users are cut into ``T`` blocks (``block_users[block_ptr[b]:block_ptr[b + 1]]``, ascending)
+    and items into ``T`` strata (contiguous ranges, see :func:`count_blocks`); ``indptr[s]`` is the user-major CSR of stratum ``s``'s ratings.
+    Each epoch is ``T`` sub-epochs; in sub-epoch ``t`` thread ``b`` runs the steps of user block
+    ``b`` on item stratum ``(b + t) mod T``. No two threads then touch the same user row, item
+    row or bias, so the blocks run in parallel without locks, and every rating is visited once
+    per epoch with the same update rules; the result depends on ``T`` but not on timing."""
+    n_blocks = indptr.shape[0]
     for _ in range(n_epochs):
-        for u in range(indptr.size - 1):
-            s = indptr[u]
-            e = indptr[u + 1]
-            if s == e:
-                continue
-            b_u = bu[u]
-            first = items[s]
-            dot = zero
-            for f in range(k):
-                dot += qi[first, f] * pu[u, f]
-            for j in range(s, e):
-                i = items[j]
-                if biased:
-                    err = ratings[j] - (mu + b_u + bi[i] + dot)
-                    b_u += lr_bu * (err - reg_bu * b_u)
-                    bi[i] += lr_bi * (err - reg_bi * bi[i])
-                else:
-                    err = ratings[j] - dot
-                step_p = lr_pu * err
-                step_q = lr_qi * err
-                more = j + one < e
-                nxt = items[j + one] if more else i
-                dot = fused_step(pu, qi, u, i, nxt, keep_p, step_p, keep_q, step_q, more)
-            if biased:
-                bu[u] = b_u
+        for t in range(n_blocks):
+            for b in numba.prange(n_blocks):
+                ptr = indptr[(b + t) % n_blocks]
+                for x in range(block_ptr[b], block_ptr[b + 1]):
+                    u = block_users[x]
+                    _user_block(ptr[u], ptr[u + 1], u, items, ratings, mu, bu, bi, pu, qi,
+                                lr_bu, lr_bi, lr_pu, lr_qi, reg_bu, reg_bi, keep_p, keep_q,
+                                biased)
+
+
+def count_blocks(counts: np.ndarray, n_blocks: int) -> np.ndarray:
+    """Block of each row (0 .. n_blocks - 1): contiguous index ranges holding about equal
+    shares of the ratings. Contiguous, so the biases written by different threads lie in
+    different cache lines (rows dealt out alternately made the threads share every line of
+    ``b_u`` and ``b_i`` and ran slower on two threads than on one)."""
+    cum = np.cumsum(np.asarray(counts, dtype=np.float64))
+    total = cum[-1] if cum.size else 0.0
+    cuts = total * np.arange(1, n_blocks) / n_blocks
+    return np.searchsorted(cuts, cum - 0.5 * np.asarray(counts), side="right").astype(np.int64)
+
+
+def dsgd_layout(indptr: np.ndarray, items: np.ndarray, item_counts: np.ndarray,
+                user_counts: np.ndarray, n_blocks: int):
+    """The arrays of :func:`_dsgd_epochs` for a user-major CSR (``indptr``, ``items``):
+    (order of the ratings, per-stratum indptr (n_blocks, n_users + 1), block users, block ptr).
+    Within a stratum each user's ratings keep their CSR order."""
+    n_users = indptr.size - 1
+    stratum = count_blocks(item_counts, n_blocks)[items]
+    order = np.argsort(stratum, kind="stable")  # the CSR is user-major: users stay sorted
+    users = np.repeat(np.arange(n_users), np.diff(indptr))
+    counts = np.bincount(stratum * n_users + users, minlength=n_blocks * n_users)
+    flat = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=flat[1:])
+    strata = np.empty((n_blocks, n_users + 1), dtype=np.int64)
+    strata[:, :n_users] = flat[:-1].reshape(n_blocks, n_users)
+    strata[:, n_users] = flat[n_users::n_users][:n_blocks]
+    block = count_blocks(user_counts, n_blocks)
+    block_users = np.argsort(block, kind="stable")  # ascending users within each block
+    block_ptr = np.zeros(n_blocks + 1, dtype=np.int64)
+    np.cumsum(np.bincount(block, minlength=n_blocks), out=block_ptr[1:])
+    return order, strata, block_users, block_ptr
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
@@ -323,6 +389,13 @@ class SVD(FactorModel):
         the test RMSE moves by SGD noise only). ``"float64"`` reproduces Surprise's ``SVD``
         to rounding, update for update, from the same initial factors. The fitted arrays are
         float64 either way.
+    n_threads : int
+        SGD threads (1). With 1 the ratings are visited user by user, in Surprise's order. With
+        ``n > 1`` the rating matrix is cut into ``n x n`` blocks (users and items each dealt
+        into ``n`` groups of similar rating counts) and trained by stratified SGD (DSGD,
+        Gemulla et al. 2011): each epoch is ``n`` rounds of ``n`` blocks sharing no user or item,
+        run in parallel. The update rules are the same, the order differs; the result is
+        deterministic for a given ``n`` (it does not depend on timing), not equal to ``n = 1``'s.
 
     Attributes
     ----------
@@ -345,7 +418,7 @@ class SVD(FactorModel):
                  lr_pu: float | None = None, lr_qi: float | None = None,
                  reg_bu: float | None = None, reg_bi: float | None = None,
                  reg_pu: float | None = None, reg_qi: float | None = None, random_state=0,
-                 dtype: str = "float32"):
+                 dtype: str = "float32", n_threads: int = 1):
         self.n_factors = n_factors
         self.n_epochs = n_epochs
         self.biased = biased
@@ -363,6 +436,7 @@ class SVD(FactorModel):
         self.reg_qi = reg_qi
         self.random_state = random_state
         self.dtype = dtype
+        self.n_threads = n_threads
 
     # ------------------------------------------------------------------ hyperparameters
     def rates(self) -> dict[str, float]:
@@ -399,6 +473,7 @@ class SVD(FactorModel):
     def _fit(self, train, *, item_features=None, validation=None) -> None:
         self.check_count("n_factors")
         self.check_count("n_epochs", minimum=0)
+        self.check_count("n_threads")
         _non_negative(self.init_std_dev, "init_std_dev")
         if not np.isfinite(float(self.init_mean)):
             raise ValueError(f"init_mean must be finite, got {self.init_mean!r}")
@@ -429,13 +504,20 @@ class SVD(FactorModel):
         indptr = np.zeros(train.n_users + 1, dtype=np.int64)
         np.cumsum(train.user_counts, out=indptr[1:])
         items = np.ascontiguousarray(train.items, dtype=np.int32)
+        values = np.ascontiguousarray(train.values, dtype=ftype)
+        steps = (ftype(mu), bu, bi, pu, qi, ftype(r["lr_bu"]), ftype(r["lr_bi"]),
+                 ftype(r["lr_pu"]), ftype(r["lr_qi"]), ftype(r["reg_bu"]), ftype(r["reg_bi"]),
+                 ftype(1.0 - r["lr_pu"] * r["reg_pu"]), ftype(1.0 - r["lr_qi"] * r["reg_qi"]),
+                 biased, int(self.n_epochs))
+        n_blocks = int(self.n_threads)
         with compiled():  # a Ctrl-C is raised after the kernel, not inside its result boxing
-            _sgd_epochs(indptr.view(np.uint64), items.view(np.uint32),
-                        np.ascontiguousarray(train.values, dtype=ftype), ftype(mu), bu, bi, pu,
-                        qi, ftype(r["lr_bu"]), ftype(r["lr_bi"]), ftype(r["lr_pu"]),
-                        ftype(r["lr_qi"]), ftype(r["reg_bu"]), ftype(r["reg_bi"]),
-                        ftype(1.0 - r["lr_pu"] * r["reg_pu"]),
-                        ftype(1.0 - r["lr_qi"] * r["reg_qi"]), biased, int(self.n_epochs))
+            if n_blocks == 1:
+                _sgd_epochs(indptr.view(np.uint64), items.view(np.uint32), values, *steps)
+            else:
+                order, strata, block_users, block_ptr = dsgd_layout(
+                    indptr, items, train.item_counts, train.user_counts, n_blocks)
+                _dsgd_epochs(strata.view(np.uint64), items[order].view(np.uint32),
+                             values[order], *steps, block_users, block_ptr)
         pu, qi, bu, bi = (a.astype(np.float64) for a in (pu[:, :k], qi[:, :k], bu, bi))
         if not (np.isfinite(pu).all() and np.isfinite(qi).all()
                 and np.isfinite(bu).all() and np.isfinite(bi).all()):
@@ -471,9 +553,9 @@ class PMF(SVD):
                  lr_pu: float | None = None, lr_qi: float | None = None,
                  reg_bu: float | None = None, reg_bi: float | None = None,
                  reg_pu: float | None = None, reg_qi: float | None = None, random_state=0,
-                 dtype: str = "float32"):
+                 dtype: str = "float32", n_threads: int = 1):
         super().__init__(n_factors=n_factors, n_epochs=n_epochs, biased=False,
                          init_mean=init_mean, init_std_dev=init_std_dev, lr_all=lr_all,
                          reg_all=reg_all, lr_bu=lr_bu, lr_bi=lr_bi, lr_pu=lr_pu, lr_qi=lr_qi,
                          reg_bu=reg_bu, reg_bi=reg_bi, reg_pu=reg_pu, reg_qi=reg_qi,
-                         random_state=random_state, dtype=dtype)
+                         random_state=random_state, dtype=dtype, n_threads=n_threads)
