@@ -283,3 +283,31 @@ def test_a_promotion_reaches_another_process(make_client, tmp_path):
         time.sleep(0.05)
         models.append(b.get("/users/4/recommendations").json()["model"])
     assert set(models) <= {"ItemKNNTopN", "MostPopular"} and models[-1] == "MostPopular"
+
+
+def test_a_version_loading_in_the_background_does_not_hold_requests(make_client, monkeypatch):
+    import threading
+
+    a = make_client("knn", refresh_seconds=0.0)
+    b = make_client(None, refresh_seconds=0.0)
+    versions = b.app.state.versions
+    release = threading.Event()
+    real_get = versions._get
+
+    def slow_get(version):
+        release.wait(20)
+        return real_get(version)
+
+    monkeypatch.setattr(versions, "_get", slow_get)
+    a.post("/models", json={"path": "pop", "promote": True}, headers=AUTH)
+    for _ in range(3):  # while b loads version 2, it answers from version 1 at once
+        assert b.get("/users/4/recommendations").json()["model"] == "ItemKNNTopN"
+        assert b.get("/ready").json() == {"status": "ready", "model_version": 1,
+                                          "model": "ItemKNNTopN"}
+    assert not release.is_set()
+    release.set()
+    deadline = time.monotonic() + 30
+    while b.get("/ready").json()["model_version"] != 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert b.get("/users/4/recommendations").json()["model"] == "MostPopular"

@@ -352,12 +352,16 @@ class ModelVersions:
             return
         try:
             lv = self._get(wanted)
-            with self._lock:
-                self._live = lv
             self._failed.pop(wanted, None)
+            with self._lock:  # a promotion made here meanwhile wins over this older wish
+                if self._live is not None and self.store.live_version() != wanted:
+                    return
+                self._live = lv
             logger.info("model version %d (promoted elsewhere) is live here", wanted)
         except VersionError as exc:
             self._failed[wanted] = time.monotonic() + RETRY_FAILED_SECONDS
+            logger.error("cannot switch to live version %s: %s", wanted, exc)
+        except StoreError as exc:  # tried again at the next refresh
             logger.error("cannot switch to live version %s: %s", wanted, exc)
         finally:
             self._switching.release()
