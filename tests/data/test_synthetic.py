@@ -214,3 +214,15 @@ def test_sessions_have_higher_order_structure(sessions):
     mrr_first, mrr_second = _mrr_first_vs_second_order(sessions.parts["train"], sessions.parts["test"])
     assert mrr_first > 0.1  # first-order structure exists ...
     assert mrr_second > 1.15 * mrr_first  # ... and a longer memory helps clearly
+
+
+def test_generated_session_parts_are_the_session_split():
+    data = generate_sessions(n_sessions=600, n_items=80, seed=3)
+    split = session_split(data.sessions, test_days=1)
+    for part, want in (("train", split.train), ("test", split.test)):
+        got = data.parts[part]
+        np.testing.assert_array_equal(got.items, want.items)
+        np.testing.assert_array_equal(got.offsets, want.offsets)
+        np.testing.assert_array_equal(got.item_map.raw, want.item_map.raw)
+    assert dict(data.drops.counts) == split.report["dropped"]
+    assert sum(split.report["dropped"].values()) > 0

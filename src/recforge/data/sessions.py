@@ -173,3 +173,78 @@ class SessionEvents:
                                    "mean": float(lengths.mean()) if lengths.size else 0.0,
                                    "max": int(lengths.max()) if lengths.size else 0},
                 "time_range": [float(self.timestamps.min()), float(self.timestamps.max())] if self.n_events else None}
+
+
+SECONDS_PER_DAY = 86400.0
+
+
+def drop_short_sessions(sessions: SessionEvents, min_length: int,
+                        dropped: DropReport) -> SessionEvents:
+    """Step 1 of the GRU4Rec session split: the sessions with at least ``min_length`` events
+    (the removed sessions and their events counted in ``dropped``)."""
+    short = sessions.lengths < min_length
+    dropped.add("sessions shorter than min_length (before splitting)", int(short.sum()))
+    dropped.add("events of sessions shorter than min_length (before splitting)",
+                int(sessions.lengths[short].sum()))
+    return sessions.select(np.flatnonzero(~short)) if short.any() else sessions
+
+
+def split_by_end_time(data: SessionEvents, days: float, min_length: int, dropped: DropReport,
+                side: str) -> tuple[SessionEvents, SessionEvents, float]:
+    """Steps 2-4 of the GRU4Rec session split (:mod:`recforge.split.session`): sessions whose
+    last event lies within the last ``days`` days of ``data`` are held out, their events on
+    items not in the training part removed, then held-out sessions shorter than ``min_length``;
+    every removal counted in ``dropped`` under ``side``. Returns (train, held-out part, cutoff
+    time); the training part gets an item index over its own items, the held-out part is
+    re-mapped onto it."""
+    lengths = data.lengths
+    nonempty = lengths > 0
+    end_times = np.full(data.n_sessions, -np.inf)
+    # events are time-ordered within a session, so the last event is the session's maximum
+    end_times[nonempty] = data.timestamps[data.offsets[1:][nonempty] - 1]
+    t_max = float(data.timestamps.max()) if data.n_events else 0.0
+    cutoff = t_max - days * SECONDS_PER_DAY
+    held = nonempty & (end_times >= cutoff)
+    train = restrict_sessions(data, ~held & nonempty, None)
+    held_out = restrict_sessions(data, held, train.item_map)
+    n_unseen = int(held_out.drops.counts.get("unseen", 0))
+    dropped.add(f"{side} events on items not in the training part", n_unseen)
+    keep = held_out.lengths >= min_length
+    dropped.add(f"{side} sessions shorter than min_length after removing unseen items",
+                int((~keep).sum()))
+    dropped.add(f"{side} events of sessions shorter than min_length after removing unseen items",
+                int(held_out.lengths[~keep].sum()))
+    held_out = held_out.select(np.flatnonzero(keep))
+    held_out.drops = DropReport()
+    held_out.drops.add(f"{side} events on items not in the training part", n_unseen)
+    return train, held_out, cutoff
+
+
+def restrict_sessions(data: SessionEvents, session_mask: np.ndarray, item_map: IdMap | None) -> SessionEvents:
+    """The sessions in ``session_mask``, with items re-indexed.
+
+    ``item_map=None`` builds a new item index over the items occurring in the selected sessions
+    (keeping their relative order in ``data.item_map``); otherwise events on items not in
+    ``item_map`` are removed (their number is left in ``drops.counts["unseen"]``) and the rest
+    re-mapped onto it. Sessions left empty are kept here (their removal is counted by the caller).
+    """
+    part = data.select(np.flatnonzero(session_mask))
+    if item_map is None:
+        # bincount, not np.unique: linear time and already sorted
+        used = np.flatnonzero(np.bincount(part.items, minlength=data.n_items))
+        new_map = IdMap(data.item_map.raw[used])
+        lookup = np.full(data.n_items, -1, dtype=np.int64)
+        lookup[used] = np.arange(used.size)
+        return SessionEvents(lookup[part.items], part.timestamps, part.offsets,
+                             session_map=part.session_map, item_map=new_map, users=part.users,
+                             name=data.name)
+    codes = item_map.to_inner(data.item_map.raw, missing="mask")[part.items]
+    keep = codes >= 0
+    sess = part.session_of_event
+    new_lengths = np.bincount(sess[keep], minlength=part.n_sessions)
+    offsets = np.zeros(part.n_sessions + 1, dtype=np.int64)
+    np.cumsum(new_lengths, out=offsets[1:])
+    out = SessionEvents(codes[keep], part.timestamps[keep], offsets, session_map=part.session_map,
+                        item_map=item_map, users=part.users, name=data.name)
+    out.drops.add("unseen", int((~keep).sum()))
+    return out

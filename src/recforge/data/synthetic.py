@@ -35,10 +35,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .dataset import Dataset
+from .errors import DropReport
 from .features import ItemFeatures
 from .idmap import IdMap
 from .interactions import Interactions
-from .sessions import SessionEvents
+from .sessions import SessionEvents, drop_short_sessions, split_by_end_time
 
 logger = logging.getLogger(__name__)
 
@@ -414,8 +415,6 @@ def generate_sessions(n_sessions: int = 20_000, n_items: int = 1_000, mean_lengt
         :func:`recforge.split.session_split` (the test part on the train part's item index);
         ``drops``: what that split removed.
     """
-    from ..split.session import session_split  # split builds on data, not the other way round
-
     _check_sizes(n_sessions=n_sessions, n_items=n_items)
     if not mean_length >= 1:
         raise ValueError(f"mean_length must be at least 1, got {mean_length}")
@@ -483,10 +482,16 @@ def generate_sessions(n_sessions: int = 20_000, n_items: int = 1_000, mean_lengt
     name = "synthetic-sessions"
     sessions = SessionEvents(items, times, offsets, session_map=IdMap(np.arange(1, n_sessions + 1)),
                              item_map=IdMap(np.arange(1, n_items + 1)), name=name)
-    split = session_split(sessions, test_days=test_days)
-    data = Dataset(name=name, sessions=sessions, parts={"train": split.train, "test": split.test},
+    # the split of recforge.split.session_split (its defaults: min_length 2), from its steps
+    test_days = float(test_days)
+    if not test_days > 0:
+        raise ValueError(f"test_days must be positive, got {test_days}")
+    dropped = DropReport()
+    train, test, _ = split_by_end_time(drop_short_sessions(sessions, 2, dropped), test_days, 2,
+                                       dropped, "test")
+    data = Dataset(name=name, sessions=sessions, parts={"train": train, "test": test},
                    source=f"recforge.data.synthetic.generate_sessions(seed={seed})")
-    for reason, count in split.report["dropped"].items():
+    for reason, count in dropped.counts.items():
         data.drops.add(reason, count)
     return data
 

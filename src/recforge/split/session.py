@@ -15,19 +15,19 @@ With ``validation_days`` the same four steps are applied once more to the traini
 ``train_tr`` (to fit while tuning) and ``validation`` (to tune on). Unlike the official script
 (which filters items with fewer than 5 events before splitting), no item-support filter is
 applied here: that is a property of a dataset's preparation, not of the split.
+
+The steps themselves (:func:`~recforge.data.sessions.drop_short_sessions`,
+:func:`~recforge.data.sessions.split_by_end_time`) live with :class:`SessionEvents` in the data
+layer, so that a data source that ships this split (the synthetic session generator) makes it
+without importing this package; this module is the splitter built on them.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..data.errors import DropReport
-from ..data.idmap import IdMap
-from ..data.sessions import SessionEvents
+from ..data.sessions import SessionEvents, drop_short_sessions, split_by_end_time
 from ._result import SplitResult, describe
 from .registry import splitter
-
-SECONDS_PER_DAY = 86400.0
 
 
 @splitter("sessions")
@@ -78,19 +78,14 @@ def session_split(sessions: SessionEvents, test_days: float = 1.0, min_length: i
     if min_length < 1:
         raise ValueError("min_length must be at least 1")
     dropped = DropReport()
-    short = sessions.lengths < min_length
-    dropped.add("sessions shorter than min_length (before splitting)", int(short.sum()))
-    dropped.add("events of sessions shorter than min_length (before splitting)",
-                int(sessions.lengths[short].sum()))
-    data = sessions.select(np.flatnonzero(~short)) if short.any() else sessions
-
-    train, test, cutoff = _split_once(data, test_days, min_length, dropped, "test")
+    data = drop_short_sessions(sessions, min_length, dropped)
+    train, test, cutoff = split_by_end_time(data, test_days, min_length, dropped, "test")
     report = {"train": describe(train), "test": describe(test), "test_cutoff_time": cutoff}
     parts = {}
     validation = None
     if validation_days is not None:
-        train_tr, validation, vcut = _split_once(train, float(validation_days), min_length, dropped,
-                                                 "validation")
+        train_tr, validation, vcut = split_by_end_time(train, float(validation_days), min_length,
+                                                       dropped, "validation")
         parts["train_tr"] = train_tr
         report["train_tr"] = describe(train_tr)
         report["validation"] = describe(validation)
@@ -101,59 +96,3 @@ def session_split(sessions: SessionEvents, test_days: float = 1.0, min_length: i
               "seed": None}
     return SplitResult(train=train, test=test, validation=validation, report=report, config=config,
                        parts=parts)
-
-
-def _split_once(data: SessionEvents, days: float, min_length: int, dropped: DropReport,
-                side: str) -> tuple[SessionEvents, SessionEvents, float]:
-    """Steps 2-4 of the module docstring: (train, held-out part, cutoff time)."""
-    lengths = data.lengths
-    nonempty = lengths > 0
-    end_times = np.full(data.n_sessions, -np.inf)
-    # events are time-ordered within a session, so the last event is the session's maximum
-    end_times[nonempty] = data.timestamps[data.offsets[1:][nonempty] - 1]
-    t_max = float(data.timestamps.max()) if data.n_events else 0.0
-    cutoff = t_max - days * SECONDS_PER_DAY
-    held = nonempty & (end_times >= cutoff)
-    train = _restrict(data, ~held & nonempty, None)
-    held_out = _restrict(data, held, train.item_map)
-    n_unseen = int(held_out.drops.counts.get("unseen", 0))
-    dropped.add(f"{side} events on items not in the training part", n_unseen)
-    keep = held_out.lengths >= min_length
-    dropped.add(f"{side} sessions shorter than min_length after removing unseen items",
-                int((~keep).sum()))
-    dropped.add(f"{side} events of sessions shorter than min_length after removing unseen items",
-                int(held_out.lengths[~keep].sum()))
-    held_out = held_out.select(np.flatnonzero(keep))
-    held_out.drops = DropReport()
-    held_out.drops.add(f"{side} events on items not in the training part", n_unseen)
-    return train, held_out, cutoff
-
-
-def _restrict(data: SessionEvents, session_mask: np.ndarray, item_map: IdMap | None) -> SessionEvents:
-    """The sessions in ``session_mask``, with items re-indexed.
-
-    ``item_map=None`` builds a new item index over the items occurring in the selected sessions
-    (keeping their relative order in ``data.item_map``); otherwise events on items not in
-    ``item_map`` are removed (their number is left in ``drops.counts["unseen"]``) and the rest
-    re-mapped onto it. Sessions left empty are kept here (their removal is counted by the caller).
-    """
-    part = data.select(np.flatnonzero(session_mask))
-    if item_map is None:
-        # bincount, not np.unique: linear time and already sorted
-        used = np.flatnonzero(np.bincount(part.items, minlength=data.n_items))
-        new_map = IdMap(data.item_map.raw[used])
-        lookup = np.full(data.n_items, -1, dtype=np.int64)
-        lookup[used] = np.arange(used.size)
-        return SessionEvents(lookup[part.items], part.timestamps, part.offsets,
-                             session_map=part.session_map, item_map=new_map, users=part.users,
-                             name=data.name)
-    codes = item_map.to_inner(data.item_map.raw, missing="mask")[part.items]
-    keep = codes >= 0
-    sess = part.session_of_event
-    new_lengths = np.bincount(sess[keep], minlength=part.n_sessions)
-    offsets = np.zeros(part.n_sessions + 1, dtype=np.int64)
-    np.cumsum(new_lengths, out=offsets[1:])
-    out = SessionEvents(codes[keep], part.timestamps[keep], offsets, session_map=part.session_map,
-                        item_map=item_map, users=part.users, name=data.name)
-    out.drops.add("unseen", int((~keep).sum()))
-    return out
