@@ -221,8 +221,11 @@ class FeatureRecommender(NeuralModel, Recommender):
                              "non-clicks (implicit data) or choose another threshold")
         return labels
 
-    def _train(self, train: Interactions, labels: np.ndarray, train_ctx, validation) -> None:
-        streams = self._seed_streams()  # fixed order: init, dropout, batches
+    def _start_training(self) -> tuple[torch.device, np.random.Generator, list, float]:
+        """The seeded start every feature model's training shares: the seed streams drawn in a
+        fixed order (initial weights, dropout, batches), a fresh network from the first, dropout
+        drawing from the second. Returns (device, batch rng, parameters, start time)."""
+        streams = self._seed_streams()
         init_gen = streams.torch("cpu")
         device = self._device()
         dropout_gen = streams.torch(device)
@@ -230,7 +233,22 @@ class FeatureRecommender(NeuralModel, Recommender):
         started = time.perf_counter()
         self.net_ = self._new_net(init_gen)
         attach_generator(self.net_, dropout_gen)
-        params = list(self.net_.parameters())
+        return device, rng, list(self.net_.parameters()), started
+
+    def _run_training(self, loop, train_epoch, started: float, **run) -> None:
+        """Run ``loop`` over ``train_epoch`` (``run``: :meth:`TrainingLoop.run`'s options), then,
+        however it ends, detach the dropout stream and leave the network in eval mode; record
+        the history, best epoch and training seconds."""
+        try:
+            self.history_ = loop.run(train_epoch, **run)
+        finally:
+            attach_generator(self.net_, None)
+            self.net_.eval()
+        self.best_epoch_ = loop.best_epoch
+        self.train_seconds_ = time.perf_counter() - started
+
+    def _train(self, train: Interactions, labels: np.ndarray, train_ctx, validation) -> None:
+        device, rng, params, started = self._start_training()
         lr = float(self.learning_rate)
         opt = {"adam": lambda: torch.optim.Adam(params, lr=lr),
                "adagrad": lambda: torch.optim.Adagrad(params, lr=lr),
@@ -268,16 +286,10 @@ class FeatureRecommender(NeuralModel, Recommender):
 
         loop = self._training_loop(int(self.n_epochs), validation, patience=self.patience,
                                    monitor="auc", verbose=bool(self.verbose))
-        try:
-            self.history_ = loop.run(train_epoch, get_state=self._copy_torch_state,
-                                     set_state=self._set_torch_state,
-                                     on_epoch_end=lambda r: logger.info("%s epoch %d: %s", self.name,
-                                                                        r["epoch"], r))
-        finally:
-            attach_generator(self.net_, None)
-            self.net_.eval()
-        self.best_epoch_ = loop.best_epoch
-        self.train_seconds_ = time.perf_counter() - started
+        self._run_training(loop, train_epoch, started, get_state=self._copy_torch_state,
+                           set_state=self._set_torch_state,
+                           on_epoch_end=lambda r: logger.info("%s epoch %d: %s", self.name,
+                                                              r["epoch"], r))
 
     def _validator(self, validation, ks):
         def validate(epoch: int) -> dict:

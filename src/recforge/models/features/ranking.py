@@ -12,7 +12,6 @@ of the rating loss and the retrieval loss on shared towers.
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import torch
@@ -20,7 +19,6 @@ from torch import nn
 
 from ...data.interactions import Interactions
 from ..base import EMBEDDINGS, RANKING, RATING, register
-from ..neural import attach_generator
 from ..query import FallbackLog
 from .base import store_params
 from .embedding import MLP
@@ -216,15 +214,7 @@ class TwoTowerMultitask(TwoTower):
 
     # ---------------------------------------------------------------- training
     def _train(self, train: Interactions, targets: np.ndarray, train_ctx, validation) -> None:
-        streams = self._seed_streams()  # fixed order: init, dropout, batches
-        init_gen = streams.torch("cpu")
-        device = self._device()
-        dropout_gen = streams.torch(device)
-        rng = streams.numpy()
-        started = time.perf_counter()
-        self.net_ = self._new_net(init_gen)
-        attach_generator(self.net_, dropout_gen)
-        params = list(self.net_.parameters())
+        device, rng, params, started = self._start_training()
         opt = self._optimizer(params)
         pos = self._positives(train)
         counts = np.bincount(train.items[pos], minlength=self.n_items_).astype(np.float64)
@@ -272,13 +262,7 @@ class TwoTowerMultitask(TwoTower):
             return total / n
 
         loop = self._training_loop(int(self.n_epochs), None, verbose=bool(self.verbose))
-        try:
-            self.history_ = loop.run(train_epoch)
-        finally:
-            attach_generator(self.net_, None)
-            self.net_.eval()
-        self.best_epoch_ = loop.best_epoch
-        self.train_seconds_ = time.perf_counter() - started
+        self._run_training(loop, train_epoch, started)
         self.item_vectors_ = self._item_vectors_now()
         self.user_vectors_ = self._query_vectors_now(np.arange(self.n_users_))
 

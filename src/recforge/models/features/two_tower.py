@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 import numpy as np
 import torch
@@ -12,7 +11,7 @@ from torch import nn
 
 from ...data.interactions import Interactions
 from ..base import EMBEDDINGS, RANKING, register
-from ..neural import attach_generator, init_parameters
+from ..neural import init_parameters
 from .base import FeatureRecommender, store_params
 from .embedding import MLP, FeatureEmbedding, field_sums
 
@@ -221,15 +220,7 @@ class TwoTower(FeatureRecommender):
                 "sgd": lambda: torch.optim.SGD(params, lr=lr, foreach=True)}[self.optimizer]()
 
     def _train(self, train: Interactions, labels: np.ndarray, train_ctx, validation) -> None:
-        streams = self._seed_streams()
-        init_gen = streams.torch("cpu")
-        device = self._device()
-        dropout_gen = streams.torch(device)
-        rng = streams.numpy()
-        started = time.perf_counter()
-        self.net_ = self._new_net(init_gen)
-        attach_generator(self.net_, dropout_gen)
-        params = list(self.net_.parameters())
+        device, rng, params, started = self._start_training()
         opt = self._optimizer(params)
         pos = np.flatnonzero(labels > 0)
         if not pos.size:
@@ -270,13 +261,7 @@ class TwoTower(FeatureRecommender):
             return total / n
 
         loop = self._training_loop(int(self.n_epochs), None, verbose=bool(self.verbose))
-        try:
-            self.history_ = loop.run(train_epoch)
-        finally:
-            attach_generator(self.net_, None)
-            self.net_.eval()
-        self.best_epoch_ = loop.best_epoch
-        self.train_seconds_ = time.perf_counter() - started
+        self._run_training(loop, train_epoch, started)
         self.item_vectors_ = self._item_vectors_now()
         self.user_vectors_ = self._query_vectors_now(np.arange(self.n_users_))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 import numpy as np
 import torch
@@ -13,7 +12,7 @@ from torch import nn
 from ...data.feature_spec import FeatureSpec, user_columns
 from ...data.interactions import Interactions
 from ..base import EMBEDDINGS, FOLD_IN, RANKING, register
-from ..neural import attach_generator, init_parameters
+from ..neural import init_parameters
 from ..query import History
 from .base import FeatureRecommender, store_params
 from .embedding import MLP, FeatureEmbedding
@@ -160,15 +159,7 @@ class YouTubeDNN(FeatureRecommender):
             self._train_net(train)
 
     def _train_net(self, train: Interactions) -> None:
-        streams = self._seed_streams()
-        init_gen = streams.torch("cpu")
-        device = self._device()
-        dropout_gen = streams.torch(device)
-        rng = streams.numpy()
-        started = time.perf_counter()
-        self.net_ = self._new_net(init_gen)
-        attach_generator(self.net_, dropout_gen)
-        params = list(self.net_.parameters())
+        device, rng, params, started = self._start_training()
         lr = float(self.learning_rate)
         opt = {"adam": lambda: torch.optim.Adam(params, lr=lr),
                "adagrad": lambda: torch.optim.Adagrad(params, lr=lr),
@@ -220,13 +211,7 @@ class YouTubeDNN(FeatureRecommender):
             return total / n
 
         loop = self._training_loop(int(self.n_epochs), None, verbose=bool(self.verbose))
-        try:
-            self.history_ = loop.run(train_epoch)
-        finally:
-            attach_generator(net, None)
-            net.eval()
-        self.best_epoch_ = loop.best_epoch
-        self.train_seconds_ = time.perf_counter() - started
+        self._run_training(loop, train_epoch, started)
 
     # ---------------------------------------------------------------- vectors and scores
     def _query(self, users: np.ndarray, history: History) -> np.ndarray:
